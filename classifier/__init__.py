@@ -1,0 +1,3 @@
+"""Text preparation and the category/severity model."""
+
+__all__: list[str] = []

@@ -1,0 +1,310 @@
+"""IMAP intake: one worker per mailbox reads new mail (IDLE or polling) into the service.
+
+The order of operations is what makes intake exactly-once: fetch with
+``BODY.PEEK[]`` (nothing changes on the server), store and commit, and only
+then move or flag the mail. A crash before the commit leaves the mail
+unprocessed on the server; a crash after it leaves a receipt in the database,
+so the next sync only finishes the move.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+from imapclient import IMAPClient
+from pydantic import SecretStr
+
+from daemon.errors import ComplaintdError, PermanentError, TransientError
+from daemon.imap_connection import IMAP_ERRORS, connect_mailbox
+from daemon.mailbox_store import MailboxStore
+from daemon.service import IngestResult, IntakeService, MailSource
+from daemon.settings import IntakeSettings, MailboxSettings
+
+__all__ = ["MailboxWorker", "SyncReport"]
+
+logger = logging.getLogger(__name__)
+
+_FETCH_SIZE = b"RFC822.SIZE"
+_FETCH_BODY = b"BODY[]"
+
+
+@dataclass(slots=True)
+class SyncReport:
+    """Counts of one sync pass."""
+
+    stored: int = 0
+    acknowledged: int = 0
+
+
+class MailboxWorker:
+    """Reads one mailbox until told to stop, surviving any disconnect."""
+
+    def __init__(
+        self,
+        mailbox: MailboxSettings,
+        intake: IntakeSettings,
+        service: IntakeService,
+        store: MailboxStore,
+        secret: Callable[[], SecretStr],
+        *,
+        resolve_path: Callable[[str], str] = str,
+        on_batch: Callable[[Sequence[IngestResult]], None] | None = None,
+    ) -> None:
+        self.mailbox = mailbox
+        self._intake = intake
+        self._service = service
+        self._store = store
+        self._secret = secret
+        self._resolve_path = resolve_path
+        self._on_batch = on_batch
+        self._highest_uid = 0
+
+    # -- entry points ----------------------------------------------------------
+
+    def run_once(self) -> SyncReport:
+        """Connect, process everything waiting, disconnect (for ``run --once`` and cron)."""
+        client = self._connect()
+        try:
+            uidvalidity = self._select(client)
+            return self._sync(client, uidvalidity, full=True)
+        finally:
+            _logout_quietly(client)
+
+    def run_forever(self, stop: threading.Event) -> None:
+        """Sync and wait for new mail until ``stop`` is set; reconnect with backoff on failure."""
+        delay = self._intake.reconnect_initial_delay
+        while not stop.is_set():
+            try:
+                self._serve(stop)
+                delay = self._intake.reconnect_initial_delay
+            except PermanentError as exc:
+                # Wrong credentials will not fix themselves soon; keep trying,
+                # slowly, so a password rotation is picked up without a restart.
+                self._note_failure(exc)
+                delay = self._intake.reconnect_max_delay
+            except TransientError as exc:
+                self._note_failure(exc)
+            except IMAP_ERRORS as exc:
+                self._note_failure(exc)
+            except Exception as exc:  # the loop never dies; a bug is logged, then retried
+                logger.exception("mailbox %s: unexpected error; reconnecting", self.mailbox.name)
+                self._note_failure(exc)
+            if stop.is_set():
+                break
+            wait = min(delay, self._intake.reconnect_max_delay) * random.uniform(0.8, 1.2)
+            logger.info("mailbox %s: reconnecting in %.1f s", self.mailbox.name, wait)
+            stop.wait(wait)
+            delay = min(delay * 2, self._intake.reconnect_max_delay)
+
+    # -- one connection --------------------------------------------------------
+
+    def _serve(self, stop: threading.Event) -> None:
+        client = self._connect()
+        try:
+            uidvalidity = self._select(client)
+            self._sync(client, uidvalidity, full=True)
+            use_idle = self.mailbox.idle and client.has_capability("IDLE")
+            logger.info(
+                "mailbox %s: watching %s (%s)",
+                self.mailbox.name,
+                self.mailbox.folder,
+                "IDLE" if use_idle else f"polling every {self.mailbox.poll_interval:g} s",
+            )
+            while not stop.is_set():
+                if use_idle:
+                    self._wait_idle(client, stop)
+                else:
+                    stop.wait(self.mailbox.poll_interval)
+                    client.noop()
+                if not stop.is_set():
+                    self._sync(client, uidvalidity, full=False)
+        finally:
+            _logout_quietly(client)
+
+    def _connect(self) -> IMAPClient:
+        return connect_mailbox(self.mailbox, self._secret, resolve_path=self._resolve_path)
+
+    def _select(self, client: IMAPClient) -> int:
+        target = self.mailbox.move_target
+        if target is not None and not client.folder_exists(target):
+            client.create_folder(target)
+        status = client.select_folder(self.mailbox.folder)
+        uidvalidity = int(status[b"UIDVALIDITY"])
+        previous = self._store.record_connect(self.mailbox.name, uidvalidity)
+        if previous is not None:
+            # Every UID is new to us now; Message-ID deduplication keeps the
+            # mail already stored from becoming second tickets.
+            logger.warning(
+                "mailbox %s: UIDVALIDITY changed from %d to %d; re-reading the folder",
+                self.mailbox.name,
+                previous,
+                uidvalidity,
+            )
+            self._highest_uid = 0
+        return uidvalidity
+
+    def _wait_idle(self, client: IMAPClient, stop: threading.Event) -> None:
+        """Block in IDLE until the folder changes, the IDLE times out, or ``stop``."""
+        client.idle()
+        started = time.monotonic()
+        quick_empty_returns = 0
+        try:
+            while not stop.is_set():
+                check_started = time.monotonic()
+                responses = client.idle_check(timeout=1.0)
+                if any(_is_bye(response) for response in responses):
+                    raise TransientError("server said BYE during IDLE")
+                if any(_is_change(response) for response in responses):
+                    return
+                if not responses and time.monotonic() - check_started < 0.5:
+                    # imapclient swallows EOF in idle_check() and returns []
+                    # at once, forever (imapclient #519): a dead connection.
+                    quick_empty_returns += 1
+                    if quick_empty_returns >= 3:
+                        raise TransientError("connection closed during IDLE")
+                else:
+                    quick_empty_returns = 0
+                if time.monotonic() - started > self.mailbox.idle_timeout:
+                    return
+        finally:
+            if quick_empty_returns < 3:
+                client.idle_done()
+
+    # -- sync ----------------------------------------------------------------
+
+    def _sync(self, client: IMAPClient, uidvalidity: int, *, full: bool) -> SyncReport:
+        """Store every mail not stored yet, then move/flag what is stored."""
+        if full or self._highest_uid == 0:
+            uids = sorted(client.search(["NOT", "DELETED"]))
+        else:
+            # "UID n:*" always answers with the last mail, even below n.
+            found = client.search(["UID", f"{self._highest_uid + 1}:*", "NOT", "DELETED"])
+            uids = sorted(uid for uid in found if uid > self._highest_uid)
+        report = SyncReport()
+        if not uids:
+            return report
+        stored = self._store.stored_uids(self.mailbox.name, uidvalidity, uids)
+        pending = [uid for uid in uids if uid not in stored]
+        finishing = [uid for uid, leave in stored.items() if not leave]
+        if finishing and full:
+            unacknowledged = self._still_unacknowledged(client, finishing)
+            report.acknowledged += self._acknowledge(client, unacknowledged)
+        for batch in self._batches(client, pending):
+            report.stored += len(batch)
+            results = self._process_batch(client, uidvalidity, batch)
+            done = [
+                result.source.uid
+                for result in results
+                if result.source is not None and not result.leave_on_server
+            ]
+            report.acknowledged += self._acknowledge(client, done)
+        highest = max(uids)
+        if highest > self._highest_uid:
+            self._highest_uid = highest
+            self._store.record_highest_uid(self.mailbox.name, highest)
+        if report.stored:
+            logger.info("mailbox %s: stored %d new mail(s)", self.mailbox.name, report.stored)
+        return report
+
+    def _still_unacknowledged(self, client: IMAPClient, uids: list[int]) -> list[int]:
+        """Stored mail whose move/flag did not happen (a crash between commit and ack)."""
+        if self.mailbox.move_target is not None:
+            return uids
+        flag = self.mailbox.processed_flag
+        criteria = ["UNSEEN"] if flag == "\\Seen" else ["UNKEYWORD", flag]
+        unflagged = set(client.search(criteria))
+        return [uid for uid in uids if uid in unflagged]
+
+    def _batches(self, client: IMAPClient, uids: list[int]) -> Iterator[list[tuple[int, int]]]:
+        """Group (UID, size) pairs so one fetch holds at most N mails or M bytes."""
+        limit_count = self._intake.fetch_batch_messages
+        limit_bytes = self._intake.fetch_batch_bytes
+        for start in range(0, len(uids), 5000):
+            chunk = uids[start : start + 5000]
+            sizes = client.fetch(chunk, [_FETCH_SIZE])
+            batch: list[tuple[int, int]] = []
+            batch_bytes = 0
+            for uid in chunk:
+                if uid not in sizes:
+                    continue  # expunged meanwhile by someone else
+                size = int(sizes[uid].get(_FETCH_SIZE, 0))
+                if batch and (len(batch) >= limit_count or batch_bytes + size > limit_bytes):
+                    yield batch
+                    batch, batch_bytes = [], 0
+                batch.append((uid, size))
+                batch_bytes += size
+            if batch:
+                yield batch
+
+    def _process_batch(
+        self, client: IMAPClient, uidvalidity: int, batch: list[tuple[int, int]]
+    ) -> list[IngestResult]:
+        limit = self._intake.max_message_bytes
+        wanted = [uid for uid, size in batch if size <= limit]
+        fetched = client.fetch(wanted, ["BODY.PEEK[]"]) if wanted else {}
+        results: list[IngestResult] = []
+        items: list[tuple[bytes, MailSource | None]] = []
+        for uid, size in batch:
+            source = MailSource(self.mailbox.name, uidvalidity, uid)
+            if size > limit:
+                header = client.fetch([uid], ["BODY.PEEK[HEADER]"]).get(uid, {})
+                header_bytes = header.get(b"BODY[HEADER]", b"")
+                results.append(self._service.reject_oversized(header_bytes, size, source))
+                continue
+            raw = fetched.get(uid, {}).get(_FETCH_BODY)
+            if raw is None:
+                raise TransientError(f"server returned no body for UID {uid}")
+            items.append((raw, source))
+        results.extend(self._service.ingest_batch(items))
+        if self._on_batch is not None:
+            self._on_batch(results)
+        return results
+
+    def _acknowledge(self, client: IMAPClient, uids: list[int]) -> int:
+        """Move or flag stored mail; only ever called after the commit."""
+        if not uids:
+            return 0
+        target = self.mailbox.move_target
+        if target is None:
+            client.add_flags(uids, [self.mailbox.processed_flag], silent=True)
+        elif client.has_capability("MOVE"):
+            client.move(uids, target)
+        else:
+            client.copy(uids, target)
+            client.add_flags(uids, ["\\Deleted"], silent=True)
+            if client.has_capability("UIDPLUS"):
+                client.uid_expunge(uids)
+            else:
+                client.expunge()
+        return len(uids)
+
+    def _note_failure(self, exc: BaseException) -> None:
+        message = str(exc) if isinstance(exc, ComplaintdError) else f"{type(exc).__name__}: {exc}"
+        logger.warning("mailbox %s: %s", self.mailbox.name, message)
+        try:
+            self._store.record_error(self.mailbox.name, message)
+        except Exception:  # the database may be what failed; the log line above stands
+            logger.debug("could not record the mailbox error", exc_info=True)
+
+
+def _is_bye(response: tuple[object, ...]) -> bool:
+    return len(response) >= 1 and response[0] == b"BYE"
+
+
+def _is_change(response: tuple[object, ...]) -> bool:
+    return len(response) >= 2 and response[1] in (b"EXISTS", b"RECENT")
+
+
+def _logout_quietly(client: IMAPClient) -> None:
+    try:
+        client.logout()
+    except IMAP_ERRORS:
+        try:
+            client.shutdown()
+        except IMAP_ERRORS:
+            logger.debug("ignoring an error while closing the connection")

@@ -1,0 +1,31 @@
+"""The SQLAlchemy data model and its Alembic migrations."""
+
+from models.database import create_database_engine, session_factory, upgrade_schema
+from models.schema import (
+    Attachment,
+    Base,
+    Event,
+    MailboxReceipt,
+    MailboxState,
+    Message,
+    Participant,
+    Quarantine,
+    RawMessage,
+    Ticket,
+)
+
+__all__ = [
+    "Attachment",
+    "Base",
+    "Event",
+    "MailboxReceipt",
+    "MailboxState",
+    "Message",
+    "Participant",
+    "Quarantine",
+    "RawMessage",
+    "Ticket",
+    "create_database_engine",
+    "session_factory",
+    "upgrade_schema",
+]

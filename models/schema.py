@@ -1,0 +1,271 @@
+"""The SQLAlchemy data model: tickets, messages, raw bytes, events, mailbox state, quarantine."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+__all__ = [
+    "Attachment",
+    "Base",
+    "Event",
+    "MailboxReceipt",
+    "MailboxState",
+    "Message",
+    "Participant",
+    "Quarantine",
+    "RawMessage",
+    "Ticket",
+    "UTCDateTime",
+]
+
+# Stable constraint names so Alembic migrations work the same on SQLite and PostgreSQL.
+_NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend.
+
+    SQLite has no time zones: values are stored as naive UTC and come back
+    aware, so no naive datetime ever leaves the data layer.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; pass an aware datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base with the shared naming convention."""
+
+    metadata = MetaData(naming_convention=_NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+    }
+
+
+class Ticket(Base):
+    """A complaint: one conversation with one customer, with its classification and owner."""
+
+    __tablename__ = "tickets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ref: Mapped[str | None] = mapped_column(String(32), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="new", index=True)
+    customer_email: Mapped[str] = mapped_column(String(320), index=True)
+    customer_name: Mapped[str] = mapped_column(String(200), default="")
+    subject: Mapped[str] = mapped_column(Text, default="")
+    language: Mapped[str | None] = mapped_column(String(8))
+    category: Mapped[str | None] = mapped_column(String(64))
+    category_confidence: Mapped[float | None] = mapped_column(Float)
+    severity: Mapped[str | None] = mapped_column(String(16))
+    severity_confidence: Mapped[float | None] = mapped_column(Float)
+    signals: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    model_version: Mapped[str | None] = mapped_column(String(64))
+    tier: Mapped[int | None] = mapped_column(Integer)
+    team: Mapped[str | None] = mapped_column(String(64))
+    assignee: Mapped[str | None] = mapped_column(String(320))
+    mailbox: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    messages: Mapped[list[Message]] = relationship(
+        back_populates="ticket", order_by="Message.id", lazy="raise_on_sql"
+    )
+    participants: Mapped[list[Participant]] = relationship(
+        back_populates="ticket", lazy="raise_on_sql", cascade="all, delete-orphan"
+    )
+
+
+class Participant(Base):
+    """An address allowed to add to a ticket through its subject tag."""
+
+    __tablename__ = "ticket_participants"
+    __table_args__ = (UniqueConstraint("ticket_id", "email"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(320), index=True)
+    role: Mapped[str] = mapped_column(String(16))  # customer | cc
+
+    ticket: Mapped[Ticket] = relationship(back_populates="participants")
+
+
+class RawMessage(Base):
+    """The untouched bytes of an inbound mail, kept so it can be re-processed."""
+
+    __tablename__ = "raw_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    received_at: Mapped[datetime]
+
+
+class Message(Base):
+    """One mail of a conversation, inbound or outbound.
+
+    ``dedup_key`` is the Message-ID (or, when a different mail reuses a
+    Message-ID, the ID plus a content fingerprint): the same mail delivered
+    twice, to two addresses or after a crash, maps to one row.
+    """
+
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tickets.id", ondelete="CASCADE"), index=True
+    )
+    direction: Mapped[str] = mapped_column(String(8))  # in | out
+    kind: Mapped[str] = mapped_column(String(16))  # customer | bounce | auto_reply | list | ...
+    message_id: Mapped[str] = mapped_column(String(998), index=True)
+    dedup_key: Mapped[str] = mapped_column(String(1100), unique=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    in_reply_to: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    references: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    from_email: Mapped[str | None] = mapped_column(String(320), index=True)
+    from_name: Mapped[str] = mapped_column(String(200), default="")
+    to: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    cc: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    text: Mapped[str] = mapped_column(Text, default="")
+    full_text: Mapped[str] = mapped_column(Text, default="")
+    date: Mapped[datetime | None]
+    received_at: Mapped[datetime]
+    raw_id: Mapped[int | None] = mapped_column(ForeignKey("raw_messages.id"))
+    mailbox: Mapped[str | None] = mapped_column(String(64))
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
+    uid: Mapped[int | None] = mapped_column(BigInteger)
+
+    ticket: Mapped[Ticket | None] = relationship(back_populates="messages")
+    attachments: Mapped[list[Attachment]] = relationship(
+        back_populates="message", lazy="raise_on_sql", cascade="all, delete-orphan"
+    )
+
+
+class Attachment(Base):
+    """Metadata of one attachment; its bytes stay inside the raw message."""
+
+    __tablename__ = "attachments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_pk: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), index=True
+    )
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+
+    message: Mapped[Message] = relationship(back_populates="attachments")
+
+
+class Event(Base):
+    """One entry of a ticket's audit log: everything that happens to it."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(320), default="system")
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class MailboxReceipt(Base):
+    """Proof that (mailbox, UIDVALIDITY, UID) was stored: the key of exactly-once intake."""
+
+    __tablename__ = "mailbox_receipts"
+    __table_args__ = (UniqueConstraint("mailbox", "uidvalidity", "uid"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mailbox: Mapped[str] = mapped_column(String(64))
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    uid: Mapped[int] = mapped_column(BigInteger)
+    message_pk: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    quarantine_id: Mapped[int | None] = mapped_column(
+        ForeignKey("quarantine.id", ondelete="SET NULL")
+    )
+    leave_on_server: Mapped[bool] = mapped_column(default=False)
+    """True when the mail must stay where it is (e.g. too large to store)."""
+    stored_at: Mapped[datetime]
+
+
+class MailboxState(Base):
+    """What the daemon knows about one configured mailbox."""
+
+    __tablename__ = "mailbox_state"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
+    highest_uid: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_connected_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class Quarantine(Base):
+    """A mail that did not become part of a ticket, with the reason; it can be re-run.
+
+    ``kind`` is ``error`` (processing failed: a bug or bad input) or
+    ``rejected`` (a policy decision, e.g. a bounce for no known ticket).
+    """
+
+    __tablename__ = "quarantine"
+    __table_args__ = (Index("ix_quarantine_open", "resolved_at", "kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    raw_id: Mapped[int | None] = mapped_column(ForeignKey("raw_messages.id"))
+    mailbox: Mapped[str | None] = mapped_column(String(64))
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
+    uid: Mapped[int | None] = mapped_column(BigInteger)
+    message_id: Mapped[str | None] = mapped_column(String(998))
+    from_email: Mapped[str | None] = mapped_column(String(320))
+    subject: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    resolved_at: Mapped[datetime | None]
+    resolved_message_pk: Mapped[int | None] = mapped_column(
+        ForeignKey("messages.id", ondelete="SET NULL")
+    )

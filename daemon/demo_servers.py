@@ -90,7 +90,8 @@ def wait_for_imap_greeting(
             raise ServerStartError(
                 f"{name} exited with code {process.returncode} during start-up{_log_tail(log)}"
             )
-        greeting = _read_greeting(host, port, timeout=1.0)
+        remaining = deadline - time.monotonic()
+        greeting = _read_greeting(host, port, timeout=min(1.0, max(remaining, _POLL_INTERVAL)))
         if greeting is not None and greeting.startswith(b"* OK"):
             return greeting
         if time.monotonic() >= deadline:

@@ -82,10 +82,16 @@ def make_self_signed_cert(directory: Path, host: str = LOOPBACK) -> tuple[Path, 
 
 
 def _cert_with_cryptography(cert_path: Path, key_path: Path, host: str) -> None:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
+    # Optional: not a test dependency, so mypy may not see it installed.
+    from cryptography import x509  # type: ignore[import-not-found,unused-ignore]
+    from cryptography.hazmat.primitives import (  # type: ignore[import-not-found,unused-ignore]
+        hashes,
+        serialization,
+    )
+    from cryptography.hazmat.primitives.asymmetric import (  # type: ignore[import-not-found,unused-ignore]
+        ec,
+    )
+    from cryptography.x509.oid import NameOID  # type: ignore[import-not-found,unused-ignore]
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "complaintd test CA")])
@@ -124,19 +130,15 @@ def _cert_with_openssl(cert_path: Path, key_path: Path, host: str) -> bool:
     openssl = shutil.which("openssl")
     if openssl is None:
         return False
-    result = subprocess.run(
-        [
-            openssl, "req", "-x509", "-nodes", "-days", "2",
-            "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-subj", "/CN=complaintd test CA",
-            "-addext", f"subjectAltName=DNS:localhost,IP:{host}",
-            "-addext", "basicConstraints=critical,CA:TRUE",
-            "-keyout", str(key_path), "-out", str(cert_path),
-        ],  # fmt: skip
-        capture_output=True,
-        timeout=30,
-        check=False,
-    )
+    command = [
+        openssl, "req", "-x509", "-nodes", "-days", "2",
+        "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+        "-subj", "/CN=complaintd test CA",
+        "-addext", f"subjectAltName=DNS:localhost,IP:{host}",
+        "-addext", "basicConstraints=critical,CA:TRUE",
+        "-keyout", str(key_path), "-out", str(cert_path),
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, timeout=30, check=False)
     return result.returncode == 0
 
 
@@ -314,6 +316,10 @@ service imap-login {{
   }}
 {imaps}{chroot}}}
 service anvil {{
+  # No growing per-IP delays after failed logins: tests fail logins on purpose.
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
 {chroot}}}
 """
 

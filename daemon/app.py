@@ -1,0 +1,153 @@
+"""Wiring: settings in, a ready database, service and mailbox workers out."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import SecretStr
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from daemon.errors import ConfigError
+from daemon.intake import MailboxWorker, SyncReport
+from daemon.mailbox_store import MailboxStore
+from daemon.service import IngestResult, IntakeService, ServiceConfig
+from daemon.settings import MailboxSettings, Settings, resolve_secret
+from models import create_database_engine, session_factory, upgrade_schema
+
+__all__ = ["Application", "utc_now"]
+
+logger = logging.getLogger(__name__)
+
+
+def utc_now() -> datetime:
+    """The wall clock, timezone-aware; the only clock the shell passes inward."""
+    return datetime.now(UTC)
+
+
+def _loop_value(settings: Settings) -> str:
+    # Our X-Loop header value: recognisable when our own mail comes back.
+    return f"complaintd@{settings.security.message_id_domain}".lower()
+
+
+@dataclass
+class Application:
+    """Everything the daemon runs, built once from :class:`Settings`."""
+
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    service: IntakeService
+    clock: Callable[[], datetime]
+    on_batch: Callable[[Sequence[IngestResult]], None] | None = None
+    _secrets: dict[str, SecretStr] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls,
+        settings: Settings,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        upgrade: bool = True,
+    ) -> Application:
+        """Connect the database (migrating it unless told not to) and resolve secrets."""
+        secret = resolve_secret(
+            "security.secret",
+            env=settings.security.secret_env if settings.security.secret_file is None else None,
+            file=settings.security.secret_file,
+            base_dir=settings.base_dir,
+        )
+        engine = create_database_engine(settings.database_url(), echo=settings.database.echo)
+        if upgrade:
+            upgrade_schema(engine)
+        sessions = session_factory(engine)
+        config = ServiceConfig(
+            secret=secret.get_secret_value().encode(),
+            own_addresses=settings.own_addresses,
+            loop_value=_loop_value(settings),
+            ticket_prefix=settings.security.ticket_prefix,
+            max_message_bytes=settings.intake.max_message_bytes,
+        )
+        return cls(settings, engine, sessions, IntakeService(sessions, config, clock), clock)
+
+    def mailbox_secret(self, mailbox: MailboxSettings) -> Callable[[], SecretStr]:
+        """A callable giving the mailbox's password (cached) or a fresh OAuth2 token."""
+
+        def secret() -> SecretStr:
+            if mailbox.oauth2_token_command is not None:
+                return resolve_secret(
+                    f"mailboxes.{mailbox.name}.oauth2_token_command",
+                    env=None,
+                    file=None,
+                    command=mailbox.oauth2_token_command,
+                )
+            if mailbox.name not in self._secrets:
+                self._secrets[mailbox.name] = resolve_secret(
+                    f"mailboxes.{mailbox.name}.password",
+                    env=mailbox.password_env,
+                    file=mailbox.password_file,
+                    base_dir=self.settings.base_dir,
+                )
+            return self._secrets[mailbox.name]
+
+        return secret
+
+    def check_mailbox_secrets(self) -> None:
+        """Resolve every static mailbox password now, so a missing one fails at start."""
+        problems: list[str] = []
+        for mailbox in self.settings.mailboxes:
+            if mailbox.oauth2_token_command is None:
+                try:
+                    self.mailbox_secret(mailbox)()
+                except ConfigError as exc:
+                    problems.extend(exc.problems)
+        if problems:
+            raise ConfigError(problems)
+
+    def workers(self) -> list[MailboxWorker]:
+        """One worker per configured mailbox."""
+        store = MailboxStore(self.sessions, self.clock)
+        return [
+            MailboxWorker(
+                mailbox,
+                self.settings.intake,
+                self.service,
+                store,
+                self.mailbox_secret(mailbox),
+                resolve_path=lambda path: str(self.settings.resolve_path(Path(path))),
+                on_batch=self.on_batch,
+            )
+            for mailbox in self.settings.mailboxes
+        ]
+
+    def run_once(self) -> dict[str, SyncReport]:
+        """Process what is waiting in every mailbox once, then return."""
+        reports: dict[str, SyncReport] = {}
+        for worker in self.workers():
+            reports[worker.mailbox.name] = worker.run_once()
+        return reports
+
+    def run(self, stop: threading.Event) -> None:
+        """Run every mailbox worker in its own thread until ``stop`` is set."""
+        threads = [
+            threading.Thread(
+                target=worker.run_forever, args=(stop,), name=f"imap-{worker.mailbox.name}"
+            )
+            for worker in self.workers()
+        ]
+        for thread in threads:
+            thread.start()
+        logger.info("complaintd running with %d mailbox(es)", len(threads))
+        stop.wait()
+        for thread in threads:
+            thread.join(timeout=30)
+        logger.info("complaintd stopped")
+
+    def close(self) -> None:
+        """Release database connections."""
+        self.engine.dispose()

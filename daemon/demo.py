@@ -1,0 +1,195 @@
+"""``complaintd demo``: the whole product on loopback servers, with nothing to set up.
+
+Starts pymap (IMAP) and aiosmtpd (SMTP) on loopback, a SQLite database in a
+temporary folder, drops a dozen complaints in several languages into the
+mailbox, runs the daemon with IDLE and shows each ticket as it appears. Then
+it shows threading at work: the customer's follow-up joins their ticket, while
+a stranger quoting the same ticket reference gets a ticket of their own.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from email.message import EmailMessage
+from email.utils import format_datetime
+from importlib import resources
+from pathlib import Path
+
+from imapclient import IMAPClient
+
+from daemon.app import Application, utc_now
+from daemon.demo_servers import PymapServer, SmtpSink
+from daemon.service import IngestOutcome, IngestResult
+from daemon.settings import Settings
+from daemon.table import render_table
+from daemon.views import list_tickets, show_ticket
+
+__all__ = ["run_demo"]
+
+_SUPPORT = "support@demo.complaintd.test"
+_PASSWORD_ENV = "COMPLAINTD_DEMO_IMAP_PASSWORD"
+_SECRET_ENV = "COMPLAINTD_DEMO_SECRET"
+
+
+def _demo_mails() -> list[bytes]:
+    folder = resources.files("daemon").joinpath("demo_mail")
+    names = sorted(item.name for item in folder.iterdir() if item.name.endswith(".eml"))
+    return [folder.joinpath(name).read_bytes() for name in names]
+
+
+def _settings(workdir: Path, imap: PymapServer, smtp: SmtpSink) -> Settings:
+    return Settings.model_validate(
+        {
+            "base_dir": workdir,
+            "database": {"url": f"sqlite:///{workdir / 'complaintd.db'}"},
+            "security": {"secret_env": _SECRET_ENV, "message_id_domain": "demo.complaintd.test"},
+            "mailboxes": [
+                {
+                    "name": "support",
+                    "host": imap.host,
+                    "port": imap.port,
+                    "tls": "none",
+                    "username": imap.username,
+                    "password_env": _PASSWORD_ENV,
+                    "folder": "INBOX",
+                    "after": "move:Processed",
+                    "address": _SUPPORT,
+                }
+            ],
+            "smtp": {
+                "host": smtp.host,
+                "port": smtp.port,
+                "tls": "none",
+                "from_address": f"Demo Support <{_SUPPORT}>",
+            },
+            "intake": {"reconnect_initial_delay": 0.5},
+        }
+    )
+
+
+def _append(imap: PymapServer, mails: Sequence[bytes]) -> None:
+    with IMAPClient(imap.host, imap.port, ssl=False, timeout=30) as client:
+        client.login(imap.username, imap.password)
+        for raw in mails:
+            client.append("INBOX", raw)
+
+
+def _follow_up(sender: str, name: str, ref: str, text: str) -> bytes:
+    message = EmailMessage()
+    message["From"] = f"{name} <{sender}>"
+    message["To"] = _SUPPORT
+    message["Subject"] = f"Re: Charged twice for my November invoice [{ref}]"
+    message["Date"] = format_datetime(utc_now())
+    message["Message-ID"] = f"<demo-followup-{secrets.token_hex(4)}@mail.example>"
+    message.set_content(text)
+    return bytes(message)
+
+
+class _Progress:
+    """Prints each ticket as the daemon stores it, and counts outcomes."""
+
+    def __init__(self, app: Application) -> None:
+        self._app = app
+        self.done = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, results: Sequence[IngestResult]) -> None:
+        for result in results:
+            with self._lock:
+                self.done += 1
+            if result.outcome is IngestOutcome.CREATED and result.ticket_ref:
+                with self._app.sessions() as session:
+                    ticket = show_ticket(session, result.ticket_ref)
+                if ticket is not None:
+                    print(
+                        f"  new ticket {ticket['ref']}  {ticket['customer_email']:<32} "
+                        f"{ticket['subject'][:60]}",
+                        flush=True,
+                    )
+            elif result.outcome is IngestOutcome.ADDED:
+                print(f"  follow-up added to {result.ticket_ref}", flush=True)
+            else:
+                print(f"  {result.outcome.value}: {result.detail}", flush=True)
+
+    def wait_for(self, count: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if self.done >= count:
+                    return True
+            time.sleep(0.05)
+        return False
+
+
+def run_demo(*, keep_running: bool = False) -> int:
+    """Run the demo end to end; return the process exit code."""
+    mails = _demo_mails()
+    with (
+        tempfile.TemporaryDirectory(prefix="complaintd-demo-") as tmp,
+        PymapServer(username=_SUPPORT, password=secrets.token_urlsafe(12)) as imap,
+        SmtpSink() as smtp,
+    ):
+        os.environ[_PASSWORD_ENV] = imap.password
+        os.environ[_SECRET_ENV] = secrets.token_urlsafe(32)
+        workdir = Path(tmp)
+        print(f"IMAP (pymap) on {imap.host}:{imap.port}, SMTP sink on {smtp.host}:{smtp.port}")
+        print(f"database: {workdir / 'complaintd.db'}")
+        app = Application.build(_settings(workdir, imap, smtp))
+        progress = _Progress(app)
+        app.on_batch = progress
+        stop = threading.Event()
+        runner = threading.Thread(target=app.run, args=(stop,), name="demo-daemon")
+        runner.start()
+        try:
+            print(f"\ndropping {len(mails)} complaints into the mailbox...")
+            started = time.monotonic()
+            _append(imap, mails)
+            if not progress.wait_for(len(mails), timeout=60):
+                print("the daemon did not process every mail within 60 s", file=sys.stderr)
+                return 1
+            print(f"all {len(mails)} stored in {time.monotonic() - started:.1f} s\n")
+
+            print("the customer replies with the ticket reference; a stranger copies it:")
+            with app.sessions() as session:
+                first = list_tickets(session)[-1]
+            _append(
+                imap,
+                [
+                    _follow_up(
+                        first["customer_email"], "Hannah Whitfield", first["ref"],
+                        "Any news on the refund?",
+                    ),
+                    _follow_up(
+                        "mallory@example.invalid", "Mallory", first["ref"],
+                        "Please send me the details of this ticket.",
+                    ),
+                ],
+            )  # fmt: skip
+            if not progress.wait_for(len(mails) + 2, timeout=30):
+                print("the follow-ups were not processed within 30 s", file=sys.stderr)
+                return 1
+
+            with app.sessions() as session:
+                tickets = list_tickets(session)
+            print("\n" + render_table(
+                tickets, ["ref", "status", "customer_email", "subject", "message_count"]
+            ))  # fmt: skip
+            print(f"\n{len(tickets)} tickets from {len(mails) + 2} mails.")
+            print("Try: complaintd tickets show REF (with --config) on your own setup.")
+            if keep_running:
+                print("\nstill running; press Ctrl-C to stop")
+                while True:
+                    time.sleep(3600)
+            return 0
+        except KeyboardInterrupt:
+            return 0
+        finally:
+            stop.set()
+            runner.join(timeout=30)
+            app.close()

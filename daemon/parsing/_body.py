@@ -1,0 +1,500 @@
+"""The MIME tree walk: readable text, attachments and what a bounce carries back."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import html as html_module
+import io
+import mimetypes
+import quopri
+import re
+from dataclasses import dataclass, field
+from email import policy as email_policy
+from email.generator import BytesGenerator
+from email.message import Message
+from email.parser import BytesHeaderParser, BytesParser
+from functools import cache
+from typing import Literal
+
+import inscriptis
+
+from daemon.parsing._charset import decode_body_bytes, decode_header_bytes
+from daemon.parsing._clean import clean_body, has_surrogates, single_line
+from daemon.parsing._headers import RawHeaders, decode_encoded_words, message_ids, unfold
+from daemon.parsing.model import Attachment
+
+# Text beyond this many characters is cut from full_text (with a note); the quote
+# stripping and the HTML converter only ever see the first _MAX_PROCESSED characters.
+MAX_FULL_TEXT = 5_000_000
+MAX_PROCESSED = 1_000_000
+_MAX_DEPTH = 40
+_MAX_PARTS = 2000
+_MAX_FILENAME = 255
+
+_UUE_CTES = frozenset({"x-uuencode", "uuencode", "uue", "x-uue"})
+_DECODED_CTES = frozenset({"base64", "quoted-printable"} | _UUE_CTES)
+_NESTED_MESSAGE_TYPES = frozenset({"message/rfc822", "message/global"})
+_RETURNED_HEADER_TYPES = frozenset({"text/rfc822-headers", "message/rfc822-headers"})
+_CHARSET_PARAM_RE = re.compile(r"""charset\s*=\s*["']?([^\s;"']+)""", re.IGNORECASE)
+_UU_BEGIN_RE = re.compile(r"^begin [0-7]{3,4} ([^\n]{1,255})\n", re.MULTILINE)
+_UU_END_RE = re.compile(r"^end[ \t]*$", re.MULTILINE)
+_FILENAME_BAD_RE = re.compile(r'[\x00-\x1f\x7f<>:"|?*]')
+_BLANK_LINES_RE = re.compile(r"\n[ \t]*(?:\n[ \t]*){2,}")
+_TRAILING_WS_RE = re.compile(r"[ \t]+\n")
+_TAG_RE = re.compile(r"<[^>]{0,10000}>")
+_DROPPED_ELEMENTS_RE = re.compile(
+    r"<(script|style|head)\b[^>]{0,10000}>.*?</\1\s*>", re.IGNORECASE | re.DOTALL
+)
+# Preferred extensions where mimetypes lists several (its first is sometimes odd).
+_PREFERRED_EXT = {
+    "text/plain": ".txt",
+    "text/html": ".html",
+    "image/jpeg": ".jpg",
+    "message/rfc822": ".eml",
+    "message/global": ".eml",
+    "message/delivery-status": ".txt",
+    "message/disposition-notification": ".txt",
+    "text/rfc822-headers": ".txt",
+    "text/calendar": ".ics",
+    "application/octet-stream": ".bin",
+    "application/ms-tnef": ".dat",
+}
+
+
+@dataclass(slots=True)
+class _Segment:
+    kind: Literal["plain", "html"]
+    text: str
+
+
+@dataclass(slots=True)
+class BodyResult:
+    """What the MIME walk found: text, attachments and bounce evidence."""
+
+    full_text: str = ""
+    attachments: list[Attachment] = field(default_factory=list)
+    returned_ids: list[str] = field(default_factory=list)
+    """Message-IDs of returned messages (message/rfc822 or text/rfc822-headers parts)."""
+    has_delivery_status: bool = False
+    has_mdn: bool = False
+    defects: list[str] = field(default_factory=list)
+
+
+def extract_body(msg: Message) -> BodyResult:
+    """Walk ``msg``; never raises (a part that breaks is skipped with a defect)."""
+    walker = _Walker()
+    try:
+        segments = walker.walk(msg, 0)
+    except RecursionError:
+        walker.result.defects.append("MIME structure too deep; rest skipped")
+        segments = []
+    walker.result.full_text = _assemble(segments, walker.result.defects)
+    return walker.result
+
+
+class _Walker:
+    def __init__(self) -> None:
+        self.result = BodyResult()
+        self._parts_seen = 0
+
+    def walk(self, part: Message, depth: int) -> list[_Segment]:
+        self._parts_seen += 1
+        if depth > _MAX_DEPTH or self._parts_seen > _MAX_PARTS:
+            if self._parts_seen == _MAX_PARTS + 1 or depth == _MAX_DEPTH + 1:
+                self.result.defects.append("MIME tree too deep or too large; rest skipped")
+            return []
+        try:
+            return self._walk(part, depth)
+        except Exception as exc:  # noqa: BLE001 - one broken part must not lose the mail
+            self.result.defects.append(f"MIME part skipped: {type(exc).__name__}")
+            return []
+
+    def _walk(self, part: Message, depth: int) -> list[_Segment]:
+        ctype = _content_type(part)
+        maintype = ctype.split("/", 1)[0]
+        payload = part.get_payload()
+        if isinstance(payload, list):
+            children = [child for child in payload if isinstance(child, Message)]
+            if maintype == "message":
+                self._message_part(part, ctype, children)
+                return []
+            if ctype == "multipart/alternative":
+                return self._alternative(children, depth)
+            segments: list[_Segment] = []
+            for child in children:
+                segments.extend(self.walk(child, depth + 1))
+            return segments
+        return self._leaf(part, ctype, depth)
+
+    def _alternative(self, children: list[Message], depth: int) -> list[_Segment]:
+        # Every branch is walked so that inline images of the HTML branch are kept as
+        # attachments; HTML is only converted later, for the branch that is chosen.
+        options = [self.walk(child, depth + 1) for child in children]
+        for segments in options:
+            has_plain = any(s.kind == "plain" and s.text.strip() for s in segments)
+            if has_plain and all(s.kind == "plain" for s in segments):
+                return segments
+        for segments in reversed(options):
+            if any(s.text.strip() for s in segments):
+                return segments
+        return []
+
+    def _leaf(self, part: Message, ctype: str, depth: int) -> list[_Segment]:
+        maintype, _, subtype = ctype.partition("/")
+        data = _payload_bytes(part, self.result.defects)
+        if ctype in _NESTED_MESSAGE_TYPES:
+            # A message/rfc822 whose body the parser could not take apart (e.g. base64).
+            inner = BytesParser(policy=email_policy.default).parsebytes(data)
+            self._nested(part, ctype, inner, data)
+            return []
+        if ctype in _RETURNED_HEADER_TYPES:
+            self._returned_headers(data)
+            self._attach(part, ctype, data)
+            return []
+        disposition = _disposition(part)
+        if maintype == "multipart":
+            # A multipart without a usable boundary: its body is all there is to read.
+            self.result.defects.append(f"{ctype} without parts read as text")
+            maintype, subtype = "text", "plain"
+        if disposition != "attachment" and maintype == "text":
+            if subtype in {"plain", "html"}:
+                text = self._decode_text(part, data)
+                if subtype == "html":
+                    return [_Segment("html", text)]
+                return [_Segment("plain", self._extract_uuencoded(text))]
+            if subtype in {"enriched", "richtext"}:
+                return [_Segment("plain", _TAG_RE.sub("", self._decode_text(part, data)))]
+            if depth == 0 and _filename(part) is None:
+                # The whole mail is one text part of an odd subtype: it is still the body.
+                return [_Segment("plain", self._decode_text(part, data))]
+        self._attach(part, ctype, data)
+        return []
+
+    def _decode_text(self, part: Message, data: bytes) -> str:
+        if len(data) > MAX_FULL_TEXT * 4:
+            data = data[: MAX_FULL_TEXT * 4]
+            self.result.defects.append("text part larger than the full_text cap; cut")
+        text, note = decode_body_bytes(data, _charset(part))
+        if note:
+            self.result.defects.append(note)
+        return text
+
+    def _message_part(self, part: Message, ctype: str, children: list[Message]) -> None:
+        if ctype in _NESTED_MESSAGE_TYPES:
+            inner = children[0] if children else None
+            self._nested(part, ctype, inner, None)
+            return
+        # message/delivery-status and friends: the parser splits them into header blocks.
+        data = b"\n".join(_serialize(child) for child in children)
+        self._attach(part, ctype, data)
+
+    def _nested(self, part: Message, ctype: str, inner: Message | None, data: bytes | None) -> None:
+        filename = _filename(part)
+        if inner is not None:
+            headers = RawHeaders(inner)
+            self.result.returned_ids.extend(message_ids(headers.first("message-id"), single=True))
+            if data is None:
+                data = _serialize(inner)
+            if not filename:
+                subject = single_line(headers.text("subject", []) or "", 200)
+                filename = f"{subject or 'forwarded-message'}.eml"
+        self._attach(part, ctype, data or b"", filename)
+
+    def _returned_headers(self, data: bytes) -> None:
+        try:
+            headers = BytesHeaderParser(policy=email_policy.compat32).parsebytes(data)
+            value = headers.get("message-id")
+        except Exception:  # noqa: BLE001 - evidence for a bounce, nothing more
+            return
+        if value is not None:
+            self.result.returned_ids.extend(message_ids(str(value), single=True))
+
+    def _attach(
+        self, part: Message, ctype: str, data: bytes, filename: str | None = None
+    ) -> None:
+        if ctype == "message/delivery-status":
+            self.result.has_delivery_status = True
+        elif ctype == "message/disposition-notification":
+            self.result.has_mdn = True
+        if filename is None:
+            filename = _filename(part)
+        index = len(self.result.attachments) + 1
+        name = _sanitize_filename(filename or "")
+        if not name:
+            name = f"attachment-{index}{_extension(ctype)}"
+        self.result.attachments.append(
+            Attachment(
+                filename=name,
+                content_type=ctype,
+                size=len(data),
+                sha256=hashlib.sha256(data).hexdigest(),
+            )
+        )
+
+    def _extract_uuencoded(self, text: str) -> str:
+        """Turn uuencoded blocks inside a text part (Lotus Notes does this) into attachments."""
+        if "begin " not in text:
+            return text
+        out: list[str] = []
+        pos = 0
+        while True:
+            begin = _UU_BEGIN_RE.search(text, pos)
+            if begin is None:
+                break
+            end = _UU_END_RE.search(text, begin.end())
+            if end is None:
+                break
+            data = _decode_uu_lines(text[begin.end() : end.start()])
+            if data is None:
+                out.append(text[pos : end.end()])
+            else:
+                out.append(text[pos : begin.start()])
+                name = _sanitize_filename(begin.group(1).strip())
+                ctype = _type_for_filename(name)
+                index = len(self.result.attachments) + 1
+                self.result.attachments.append(
+                    Attachment(
+                        filename=name or f"attachment-{index}.bin",
+                        content_type=ctype,
+                        size=len(data),
+                        sha256=hashlib.sha256(data).hexdigest(),
+                    )
+                )
+            pos = end.end()
+        out.append(text[pos:])
+        return "".join(out)
+
+
+def _assemble(segments: list[_Segment], defects: list[str]) -> str:
+    pieces: list[str] = []
+    total = 0
+    for segment in segments:
+        if segment.kind == "html":
+            text = _html_to_text(segment.text, defects)
+        else:
+            text = clean_body(segment.text)
+        text = _BLANK_LINES_RE.sub("\n\n", _TRAILING_WS_RE.sub("\n", text)).strip("\n")
+        if not text.strip():
+            continue
+        pieces.append(text.rstrip())
+        total += len(text)
+        if total > MAX_FULL_TEXT:
+            break
+    full = "\n\n".join(pieces)
+    if len(full) > MAX_FULL_TEXT:
+        defects.append(f"body text longer than {MAX_FULL_TEXT} characters; cut")
+        full = full[:MAX_FULL_TEXT]
+    return full
+
+
+def _html_to_text(html: str, defects: list[str]) -> str:
+    html = clean_body(html)
+    if len(html) > MAX_PROCESSED:
+        # inscriptis builds a whole tree; the rest of a huge HTML body is not worth it.
+        defects.append(f"HTML body longer than {MAX_PROCESSED} characters; rest dropped")
+        html = html[:MAX_PROCESSED]
+    if not html.strip():
+        return ""
+    try:
+        text = inscriptis.get_text(html)
+    except Exception:  # noqa: BLE001 - lxml rejects some inputs; a crude text is better than none
+        defects.append("HTML could not be converted by inscriptis; tags stripped")
+        text = html_module.unescape(_TAG_RE.sub(" ", _DROPPED_ELEMENTS_RE.sub(" ", html)))
+    return clean_body(text)
+
+
+def _content_type(part: Message) -> str:
+    try:
+        ctype = part.get_content_type()
+    except Exception:  # noqa: BLE001 - policy.default raises on some malformed values
+        raw = RawHeaders(part).first("content-type") or ""
+        token = unfold(raw).split(";", 1)[0].strip().lower()
+        ctype = token if re.fullmatch(r"[\w.+-]+/[\w.+-]+", token) else "text/plain"
+    return ctype.lower()
+
+
+def _disposition(part: Message) -> str | None:
+    try:
+        return part.get_content_disposition()
+    except Exception:  # noqa: BLE001 - fall back to the first token of the raw value
+        raw = RawHeaders(part).first("content-disposition")
+        if raw is None:
+            return None
+        return unfold(raw).split(";", 1)[0].strip().lower() or None
+
+
+def _charset(part: Message) -> str | None:
+    try:
+        charset = part.get_content_charset()
+    except Exception:  # noqa: BLE001 - fall back to a plain search of the raw value
+        charset = None
+        raw = RawHeaders(part).first("content-type")
+        if raw:
+            match = _CHARSET_PARAM_RE.search(unfold(raw))
+            charset = match.group(1) if match else None
+    if charset and has_surrogates(charset):
+        return None
+    return charset
+
+
+def _filename(part: Message) -> str | None:
+    """The part's file name, RFC 2231 and RFC 2047 decoded; None when it has none."""
+    name: str | None
+    try:
+        name = part.get_filename()
+    except Exception:  # noqa: BLE001 - malformed parameters make policy.default raise
+        name = None
+    if name is None:
+        name = _compat32_filename(part)
+    if name is None:
+        return None
+    if has_surrogates(name):
+        name = decode_header_bytes(name.encode("utf-8", "surrogateescape"))
+    if "=?" in name:
+        name = decode_encoded_words(name)
+    return name
+
+
+def _compat32_filename(part: Message) -> str | None:
+    """Re-read the file name from the raw headers with the lenient compat32 parser."""
+    headers = RawHeaders(part)
+    raws = {h: headers.first(h) for h in ("content-disposition", "content-type")}
+    if not any(raw and "name" in raw.lower() for raw in raws.values()):
+        return None
+    legacy = Message()
+    for header, raw in raws.items():
+        if raw:
+            legacy[header] = unfold(raw)
+    try:
+        name = legacy.get_filename()
+    except Exception:  # noqa: BLE001 - give up on the name, keep the attachment
+        return None
+    return str(name) if name is not None else None
+
+
+def _sanitize_filename(name: str) -> str:
+    name = single_line(name, 4 * _MAX_FILENAME)
+    # Keep only the last path component: old clients send C:\Users\...\file.doc.
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = _FILENAME_BAD_RE.sub("_", name).strip().lstrip(".").strip()
+    if len(name) > _MAX_FILENAME:
+        stem, dot, ext = name.rpartition(".")
+        if dot and 0 < len(ext) <= 16:
+            name = stem[: _MAX_FILENAME - len(ext) - 1].rstrip() + "." + ext
+        else:
+            name = name[:_MAX_FILENAME].rstrip()
+    return name
+
+
+@cache
+def _extension_map() -> dict[str, str]:
+    # mimetypes.types_map holds the built-in table; reading it does no file I/O
+    # (guess_extension() would call mimetypes.init(), which reads system files).
+    mapping: dict[str, str] = {}
+    for ext, ctype in mimetypes.types_map.items():
+        mapping.setdefault(ctype, ext)
+    mapping.update(_PREFERRED_EXT)
+    return mapping
+
+
+def _extension(ctype: str) -> str:
+    return _extension_map().get(ctype, ".bin")
+
+
+def _type_for_filename(name: str) -> str:
+    _, dot, ext = name.rpartition(".")
+    if not dot:
+        return "application/octet-stream"
+    ext = "." + ext.lower()
+    return mimetypes.types_map.get(ext) or mimetypes.common_types.get(ext) or (
+        "application/octet-stream"
+    )
+
+
+def _cte(part: Message) -> str:
+    raw = RawHeaders(part).first("content-transfer-encoding")
+    if not raw:
+        return ""
+    return unfold(raw).strip().split(";", 1)[0].split(None, 1)[0].lower() if raw.strip() else ""
+
+
+def _payload_bytes(part: Message, defects: list[str]) -> bytes:
+    """The part's decoded bytes, also when the transfer encoding is written oddly."""
+    try:
+        data = part.get_payload(decode=True)
+    except Exception:  # noqa: BLE001 - fall back to the raw payload
+        data = None
+    if not isinstance(data, bytes):
+        raw = part.get_payload()
+        data = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else b""
+        defects.append("a part's payload could not be decoded; kept raw")
+    cte = _cte(part)
+    if cte in _DECODED_CTES:
+        try:
+            understood = str(part.get("content-transfer-encoding", "")).lower()
+        except Exception:  # noqa: BLE001 - then the library surely did not decode it
+            understood = ""
+        if understood != cte:
+            # "Base64 " or "base64; x" defeat the library's exact comparison and it
+            # returns the encoded bytes; decode them here.
+            data = _decode_cte(data, cte)
+    return data
+
+
+def _decode_cte(data: bytes, cte: str) -> bytes:
+    if cte == "base64":
+        cleaned = re.sub(rb"[^A-Za-z0-9+/]", b"", data)
+        if len(cleaned) % 4 == 1:
+            cleaned = cleaned[:-1]
+        try:
+            return base64.b64decode(cleaned + b"=" * (-len(cleaned) % 4))
+        except (ValueError, binascii.Error):
+            return data
+    if cte == "quoted-printable":
+        return quopri.decodestring(data)
+    text = data.decode("latin-1")
+    begin = _UU_BEGIN_RE.search(text)
+    start = begin.end() if begin else 0
+    end = _UU_END_RE.search(text, start)
+    decoded = _decode_uu_lines(text[start : end.start() if end else len(text)])
+    return data if decoded is None else decoded
+
+
+def _decode_uu_lines(block: str) -> bytes | None:
+    """Decode the lines between ``begin`` and ``end``; None when they are not uuencode."""
+    out = bytearray()
+    bad = 0
+    lines = block.split("\n")
+    for line in lines:
+        raw = line.rstrip("\r").encode("latin-1", "replace")
+        if not raw:
+            continue
+        try:
+            out += binascii.a2b_uu(raw)
+        except binascii.Error:
+            # Some encoders pad lines wrongly; trim to the length the first byte announces.
+            nbytes = (((raw[0] - 32) & 63) * 4 + 5) // 3
+            try:
+                out += binascii.a2b_uu(raw[:nbytes])
+            except binascii.Error:
+                bad += 1
+    if bad > max(2, len(lines) // 10):
+        return None
+    return bytes(out)
+
+
+def _serialize(msg: Message) -> bytes:
+    """Bytes of a nested message, for its size and hash; never raises."""
+    for serializer_policy in (email_policy.compat32, email_policy.default):
+        try:
+            buffer = io.BytesIO()
+            BytesGenerator(buffer, mangle_from_=False, policy=serializer_policy).flatten(msg)
+            return buffer.getvalue()
+        except Exception:  # noqa: BLE001 - try the next serializer
+            continue
+    try:
+        return str(msg).encode("utf-8", "surrogateescape")
+    except Exception:  # noqa: BLE001 - size 0 beats losing the mail
+        return b""

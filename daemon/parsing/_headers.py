@@ -1,0 +1,256 @@
+"""Robust header access: policy.default first, the raw value decoded by hand when it fails."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from datetime import UTC, datetime
+from email.header import decode_header, make_header
+from email.message import Message
+from email.utils import getaddresses, parsedate_to_datetime
+
+from daemon.parsing._charset import decode_header_bytes
+from daemon.parsing._clean import has_surrogates, single_line
+from daemon.parsing.model import Address
+
+MAX_SUBJECT = 998
+MAX_NAME = 200
+_MAX_EMAIL = 320
+_MAX_ID = 998
+# Enough for any honest header; bounds the work on a hostile one.
+_MAX_RAW_HEADER = 64 * 1024
+_MAX_ADDRESSES = 1000
+_MAX_REFERENCES = 500
+
+_FOLD_RE = re.compile(r"\r?\n(?=[ \t])")
+# RFC 2047 encoded word. Broken mailers put spaces and '?' -free junk inside, so the text
+# part is lenient; the header length cap above keeps the lazy scan cheap.
+_ENCODED_WORD_RE = re.compile(r"=\?([^?\s]{1,80})\?([bBqQ])\?(.*?)\?=", re.DOTALL)
+_MSG_ID_RE = re.compile(r"<([^<>]*)>")
+_ID_JUNK_RE = re.compile(r"[\s\x00-\x1f\x7f]+")
+_EMAIL_JUNK_RE = re.compile(r"[\s\x00-\x1f\x7f<>\"']+")
+
+
+class RawHeaders:
+    """The message's headers as they arrived, indexed by lower-cased name."""
+
+    __slots__ = ("_msg", "_values")
+
+    def __init__(self, msg: Message) -> None:
+        self._msg = msg
+        self._values: dict[str, list[str]] = {}
+        try:
+            items = list(msg.raw_items())
+        except Exception:  # noqa: BLE001 - a broken message still gets parsed
+            items = []
+        for name, value in items:
+            if not isinstance(name, str) or not isinstance(value, str):
+                continue
+            self._values.setdefault(name.strip().lower(), []).append(value[:_MAX_RAW_HEADER])
+
+    def all(self, name: str) -> list[str]:
+        """Every raw value of header ``name`` (case-insensitive), in order."""
+        return self._values.get(name.lower(), [])
+
+    def first(self, name: str) -> str | None:
+        """The first raw value of header ``name``, or None when absent."""
+        values = self._values.get(name.lower())
+        return values[0] if values else None
+
+    def has(self, name: str) -> bool:
+        """Whether header ``name`` is present at all."""
+        return name.lower() in self._values
+
+    def text(self, name: str, defects: list[str]) -> str | None:
+        """Decoded, still unsanitised text of the first ``name`` header, or None if absent.
+
+        policy.default does the decoding; when it raises, leaves encoded words behind,
+        or the raw value has 8-bit bytes, the raw value is decoded by hand.
+        """
+        raw = self.first(name)
+        if raw is None:
+            return None
+        if not has_surrogates(raw):
+            try:
+                parsed = self._msg.policy.header_fetch_parse(name, raw)  # type: ignore[attr-defined]
+                text = str(parsed)
+            except Exception:  # noqa: BLE001 - malformed headers make policy.default raise
+                defects.append(f"{name}: policy.default could not parse it; decoded by hand")
+            else:
+                if not _ENCODED_WORD_RE.search(text) and not has_surrogates(text):
+                    return text
+        return decode_raw_text(raw, name, defects)
+
+    def addresses(self, name: str, defects: list[str]) -> list[Address]:
+        """Addresses of every ``name`` header; lower-cased emails, decoded display names."""
+        found: list[Address] = []
+        for raw in self.all(name):
+            found.extend(self._addresses_of(name, raw, defects))
+            if len(found) >= _MAX_ADDRESSES:
+                defects.append(f"{name}: more than {_MAX_ADDRESSES} addresses; rest ignored")
+                return found[:_MAX_ADDRESSES]
+        return found
+
+    def _addresses_of(self, name: str, raw: str, defects: list[str]) -> list[Address]:
+        if not has_surrogates(raw):
+            try:
+                parsed = self._msg.policy.header_fetch_parse(name, raw)  # type: ignore[attr-defined]
+                pairs = [(a.display_name, a.addr_spec) for a in parsed.addresses]
+            except Exception:  # noqa: BLE001 - malformed headers make policy.default raise
+                defects.append(f"{name}: policy.default could not parse it; parsed by hand")
+            else:
+                if pairs or "@" not in raw:
+                    if "(" in raw and any(not display for display, _ in pairs):
+                        pairs = _names_from_comments(raw, pairs)
+                    return _to_addresses(pairs)
+        return _to_addresses(_fallback_pairs(raw, name, defects))
+
+
+def unfold(raw: str) -> str:
+    """Join folded header lines; any CR/LF left over becomes a space."""
+    return _FOLD_RE.sub("", raw).replace("\r", " ").replace("\n", " ")
+
+
+def _raw_to_str(raw: str, name: str, defects: list[str]) -> str:
+    """Turn surrogate-escaped 8-bit header bytes back into real characters."""
+    if not has_surrogates(raw):
+        return raw
+    defects.append(f"{name}: raw 8-bit bytes in header; charset guessed")
+    return decode_header_bytes(raw.encode("utf-8", "surrogateescape"))
+
+
+def decode_raw_text(raw: str, name: str, defects: list[str]) -> str:
+    """Decode an unstructured raw header value (RFC 2047 words, 8-bit bytes) by hand."""
+    text = _raw_to_str(unfold(raw), name, defects)
+    if "=?" not in text:
+        return text
+    try:
+        return str(make_header(decode_header(text)))
+    except Exception:  # noqa: BLE001 - unknown charsets, bad base64, mixed 8-bit text
+        return decode_encoded_words(text)
+
+
+def decode_encoded_words(text: str) -> str:
+    """Decode RFC 2047 encoded words leniently; undecodable words are kept as they were."""
+    out: list[str] = []
+    pos = 0
+    previous_was_word = False
+    for match in _ENCODED_WORD_RE.finditer(text):
+        between = text[pos : match.start()]
+        # Whitespace between two adjacent encoded words is not part of the text.
+        if not (previous_was_word and not between.strip()):
+            out.append(between)
+        out.append(_decode_word(match))
+        pos = match.end()
+        previous_was_word = True
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _decode_word(match: re.Match[str]) -> str:
+    charset, encoding, payload = match.group(1), match.group(2).lower(), match.group(3)
+    # RFC 2231 allows a language suffix: =?utf-8*de?q?...?=
+    charset = charset.split("*", 1)[0]
+    try:
+        if encoding == "b":
+            cleaned = re.sub(r"[^A-Za-z0-9+/]", "", payload)
+            data = base64.b64decode(cleaned + "=" * (-len(cleaned) % 4))
+        else:
+            data = binascii.a2b_qp(payload.encode("ascii", "replace"), header=True)
+    except (ValueError, binascii.Error):
+        return match.group(0)
+    return decode_header_bytes(data, charset)
+
+
+def _to_addresses(pairs: list[tuple[str, str]]) -> list[Address]:
+    result: list[Address] = []
+    for display, addr in pairs:
+        email = _EMAIL_JUNK_RE.sub("", addr or "").lower()[:_MAX_EMAIL]
+        if not email or email == "@":
+            continue
+        name = display or ""
+        if "=?" in name:
+            name = decode_encoded_words(name)
+        result.append(Address(email=email, name=single_line(name, MAX_NAME)))
+    return result
+
+
+def _fallback_pairs(raw: str, name: str, defects: list[str]) -> list[tuple[str, str]]:
+    text = _raw_to_str(unfold(raw), name, defects)
+    try:
+        return [(display, addr) for display, addr in getaddresses([text]) if addr]
+    except Exception:  # noqa: BLE001 - getaddresses on hostile input is best effort
+        defects.append(f"{name}: no address could be parsed")
+        return []
+
+
+def _names_from_comments(raw: str, pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Fill empty display names from old-style comments: ``a@b.example (Jane Doe)``."""
+    try:
+        by_addr = {addr.lower(): display for display, addr in getaddresses([unfold(raw)])}
+    except Exception:  # noqa: BLE001 - comments are a nicety only
+        return pairs
+    return [(display or by_addr.get(addr.lower(), ""), addr) for display, addr in pairs]
+
+
+def _clean_id(inner: str) -> str:
+    if has_surrogates(inner):
+        inner = decode_header_bytes(inner.encode("utf-8", "surrogateescape"))
+    inner = single_line(_ID_JUNK_RE.sub("", inner), _MAX_ID - 2)
+    return f"<{inner}>" if inner else ""
+
+
+def message_ids(raw: str | None, *, single: bool = False) -> list[str]:
+    """Angle-bracketed ids of a Message-ID, In-Reply-To or References value, in order.
+
+    Junk between the ids is ignored. A value without brackets is accepted as one id
+    (Message-ID) or as the whitespace-separated tokens that contain an ``@``.
+    """
+    if not raw:
+        return []
+    text = unfold(raw)
+    ids: list[str] = []
+    seen: set[str] = set()
+    for match in _MSG_ID_RE.finditer(text):
+        cleaned = _clean_id(match.group(1))
+        if cleaned and cleaned not in seen:
+            seen.add(cleaned)
+            ids.append(cleaned)
+            if single:
+                return ids
+    if not ids and "<" not in text and ">" not in text:
+        tokens = text.split()
+        candidates = tokens[:1] if single else [t for t in tokens if "@" in t]
+        for token in candidates:
+            cleaned = _clean_id(token)
+            if cleaned and cleaned not in seen:
+                seen.add(cleaned)
+                ids.append(cleaned)
+    if len(ids) > _MAX_REFERENCES:
+        # The root and the most recent ancestors are what threading looks at.
+        ids = ids[:1] + ids[-(_MAX_REFERENCES - 1) :]
+    return ids
+
+
+def parse_date(raw: str | None) -> datetime | None:
+    """Timezone-aware datetime of a Date value; naive dates are taken as UTC."""
+    if not raw:
+        return None
+    text = single_line(unfold(raw), 200)
+    if not text:
+        return None
+    value: datetime | None = None
+    try:
+        value = parsedate_to_datetime(text)
+    except (ValueError, TypeError, IndexError, OverflowError):
+        try:
+            # Some scripts write ISO 8601 dates.
+            value = datetime.fromisoformat(text)
+        except ValueError:
+            return None
+    if value is None:
+        return None
+    if value.tzinfo is None or value.utcoffset() is None:
+        value = value.replace(tzinfo=UTC)
+    return value

@@ -1,0 +1,311 @@
+"""IMAP intake against a real loopback server (Dovecot, else pymap) and a real SQLite file."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+from sqlalchemy import func, select
+
+from daemon.app import Application
+from daemon.service import MailSource
+from models import Attachment, MailboxReceipt, Message, Quarantine, Ticket
+from tests.support.app_factory import build_app, mailbox_settings
+from tests.support.imap_tools import ImapAccount, append_many, connect, folder_flags, folder_uids
+from tests.support.mail_factory import complaint
+
+
+def _count(app: Application, model: type) -> int:
+    with app.sessions() as session:
+        return int(session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def _wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def _uids(account: ImapAccount, folder: str = "INBOX") -> list[int]:
+    return folder_uids(account.host, account.port, account.username, account.password, folder)
+
+
+def _append(account: ImapAccount, mails: list[bytes], folder: str = "INBOX") -> None:
+    append_many(account.host, account.port, account.username, account.password, mails, folder)
+
+
+def test_run_once_stores_each_mail_then_moves_it(
+    mailbox: ImapAccount, tmp_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _append(mailbox, [complaint(sender=f"c{i}@example.com") for i in range(5)])
+    app = build_app(tmp_db_url, monkeypatch, mailboxes=[(mailbox, mailbox_settings(mailbox))])
+    try:
+        report = app.run_once()["support"]
+        assert (report.stored, report.acknowledged) == (5, 5)
+        assert _count(app, Ticket) == 5
+        assert _uids(mailbox) == []
+        assert len(_uids(mailbox, "Processed")) == 5
+        # A second pass finds nothing to do and creates nothing.
+        assert app.run_once()["support"].stored == 0
+        assert _count(app, Ticket) == 5
+    finally:
+        app.close()
+
+
+def test_flag_mode_marks_seen_and_never_reprocesses(
+    mailbox: ImapAccount, tmp_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _append(mailbox, [complaint() for _ in range(3)])
+    entry = mailbox_settings(mailbox, after="flag")
+    app = build_app(tmp_db_url, monkeypatch, mailboxes=[(mailbox, entry)])
+    try:
+        assert app.run_once()["support"].stored == 3
+        flags = folder_flags(mailbox.host, mailbox.port, mailbox.username, mailbox.password)
+        assert all(b"\\Seen" in value for value in flags.values())
+        assert len(flags) == 3
+        _append(mailbox, [complaint()])
+        assert app.run_once()["support"].stored == 1
+        assert _count(app, Ticket) == 4
+    finally:
+        app.close()
+
+
+def test_fetching_does_not_mark_mail_seen_before_it_is_stored(
+    mailbox: ImapAccount, tmp_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BODY.PEEK: a mail whose store fails stays unseen, so nothing is silently skipped."""
+    _append(mailbox, [complaint()])
+    entry = mailbox_settings(mailbox, after="flag")
+    app = build_app(tmp_db_url, monkeypatch, mailboxes=[(mailbox, entry)])
+    try:
+        worker = app.workers()[0]
+        client = worker._connect()
+        try:
+            client.select_folder("INBOX")
+            batches = list(worker._batches(client, client.search(["ALL"])))
+            client.fetch([uid for uid, _size in batches[0]], ["BODY.PEEK[]"])
+        finally:
+            client.logout()
+        flags = folder_flags(mailbox.host, mailbox.port, mailbox.username, mailbox.password)
+        assert all(b"\\Seen" not in value for value in flags.values())
+    finally:
+        app.close()
+
+
+def test_crash_between_commit_and_move_is_finished_without_duplicates(
+    mailbox: ImapAccount, tmp_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    raws = [complaint() for _ in range(3)]
+    _append(mailbox, raws)
+    app = build_app(tmp_db_url, monkeypatch, mailboxes=[(mailbox, mailbox_settings(mailbox))])
+    try:
+        # Simulate a daemon that committed the first mail and died before the MOVE.
+        with connect(mailbox.host, mailbox.port, mailbox.username, mailbox.password) as client:
+            validity = int(client.select_folder("INBOX")[b"UIDVALIDITY"])
+            first_uid = min(client.search(["ALL"]))
+        app.service.ingest(raws[0], MailSource("support", validity, first_uid))
+        report = app.run_once()["support"]
+        assert report.stored == 2
+        assert report.acknowledged == 3
+        assert _count(app, Ticket) == 3
+        assert _uids(mailbox) == []
+    finally:
+        app.close()
+
+
+def test_uidvalidity_change_creates_no_duplicate_tickets(
+    mailbox: ImapAccount, tmp_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    raws = [complaint() for _ in range(3)]
+    with connect(mailbox.host, mailbox.port, mailbox.username, mailbox.password) as client:
+        client.create_folder("Support")
+    _append(mailbox, raws, "Support")
+    entry = mailbox_settings(mailbox, folder="Support", after="flag")
+    app = build_app(tmp_db_url, monkeypatch, mailboxes=[(mailbox, entry)])
+    try:
+        assert app.run_once()["support"].stored == 3
+        # Recreating the folder gives it a new UIDVALIDITY; the same mail comes back.
+        with connect(mailbox.host, mailbox.port, mailbox.username, mailbox.password) as client:
+            client.delete_folder("Support")
+            client.create_folder("Support")
+        _append(mailbox, raws, "Support")
+        assert app.run_once()["support"].stored == 3
+        assert _count(app, Ticket) == 3
+        assert _count(app, Message) == 3
+        assert _count(app, MailboxReceipt) == 6
+    finally:
+        app.close()
+
+
+def test_same_mail_in_two_mailboxes_is_one_ticket(
+    imap_server: object, tmp_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    new_account = imap_server.new_account  # type: ignore[attr-defined]
+    with new_account() as support, new_account() as sales:
+        raw = complaint(to="support@example.com, sales@example.com")
+        _append(support, [raw])
+        _append(sales, [raw])
+        boxes = [
+            (support, mailbox_settings(support, name="support")),
+            (sales, mailbox_settings(sales, name="sales", address="sales@example.com")),
+        ]
+        app = build_app(tmp_db_url, monkeypatch, mailboxes=boxes)
+        try:
+            reports = app.run_once()
+            assert reports["support"].stored == 1
+            assert reports["sales"].stored == 1
+            assert _count(app, Ticket) == 1
+            assert _uids(support) == [] and _uids(sales) == []
+        finally:
+            app.close()
+
+
+def test_idle_picks_up_new_mail_within_seconds(
+    mailbox: ImapAccount, tmp_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = build_app(tmp_db_url, monkeypatch, mailboxes=[(mailbox, mailbox_settings(mailbox))])
+    stop = threading.Event()
+    runner = threading.Thread(target=app.run, args=(stop,))
+    runner.start()
+    try:
+        time.sleep(0.5)  # let the worker reach IDLE
+        started = time.monotonic()
+        _append(mailbox, [complaint()])
+        assert _wait_until(lambda: _count(app, Ticket) == 1, timeout=10)
+        elapsed = time.monotonic() - started
+        assert elapsed < 10
+        assert _wait_until(lambda: _uids(mailbox) == [], timeout=5)
+    finally:
+        stop.set()
+        runner.join(timeout=15)
+        app.close()
+    assert not runner.is_alive()
+
+
+def test_polling_without_idle_also_works(
+    mailbox: ImapAccount, tmp_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entry = mailbox_settings(mailbox, idle=False, poll_interval=0.3)
+    app = build_app(tmp_db_url, monkeypatch, mailboxes=[(mailbox, entry)])
+    stop = threading.Event()
+    runner = threading.Thread(target=app.run, args=(stop,))
+    runner.start()
+    try:
+        _append(mailbox, [complaint(), complaint()])
+        assert _wait_until(lambda: _count(app, Ticket) == 2, timeout=10)
+    finally:
+        stop.set()
+        runner.join(timeout=15)
+        app.close()
+
+
+def test_wrong_password_is_recorded_and_the_worker_keeps_trying(
+    mailbox: ImapAccount, tmp_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = build_app(tmp_db_url, monkeypatch, mailboxes=[(mailbox, mailbox_settings(mailbox))])
+    monkeypatch.setenv("TEST_IMAP_PASSWORD_SUPPORT", "wrong-password")
+    app._secrets.clear()
+    stop = threading.Event()
+    runner = threading.Thread(target=app.run, args=(stop,))
+    runner.start()
+    try:
+        from models import MailboxState
+
+        def error_recorded() -> bool:
+            with app.sessions() as session:
+                state = session.get(MailboxState, "support")
+                return state is not None and state.last_error is not None
+
+        assert _wait_until(error_recorded, timeout=10)
+        with app.sessions() as session:
+            state = session.get(MailboxState, "support")
+            assert state is not None and "refused the login" in (state.last_error or "")
+            assert "wrong-password" not in (state.last_error or "")
+    finally:
+        stop.set()
+        runner.join(timeout=15)
+        app.close()
+    assert not runner.is_alive()
+
+
+def test_bad_input_never_stops_the_loop_and_nothing_is_lost(
+    mailbox: ImapAccount, tmp_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    junk = [
+        bytes(range(256)) * 40,  # binary junk, no headers at all
+        b"From: a@example.com\r\nSubject: nul\x00bytes\r\n\r\nbody\x00with\x00nuls\r\n",
+        "From: J\u00fcrgen <j@example.de>\r\nSubject: 8-bit \u00e4\u00f6\u00fc\r\n\r\nK\u00e4se\r\n".encode(
+            "latin-1"
+        ),
+        b"Subject: no sender\r\n\r\nwho am I?\r\n",
+        b'From: x@example.com\r\nContent-Type: multipart/mixed; boundary="never"\r\n\r\nbroken',
+        b"From: y@example.com\r\nContent-Type: text/plain; charset=klingon\r\n\r\n\xff\xfe\xfa",
+        complaint(),
+    ]
+    _append(mailbox, junk)
+    app = build_app(tmp_db_url, monkeypatch, mailboxes=[(mailbox, mailbox_settings(mailbox))])
+    try:
+        report = app.run_once()["support"]
+        assert report.stored == len(junk)
+        with app.sessions() as session:
+            tickets = session.scalar(select(func.count()).select_from(Ticket)) or 0
+            entries = session.scalars(select(Quarantine)).all()
+        # Every mail is a ticket or a recorded rejection, none an unexplained error.
+        assert tickets + len(entries) == len(junk)
+        assert all(entry.kind == "rejected" for entry in entries), [e.reason for e in entries]
+        assert _uids(mailbox) == []
+    finally:
+        app.close()
+
+
+@pytest.mark.slow
+def test_a_50_mb_message_is_stored(
+    mailbox: ImapAccount, tmp_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from email import message_from_bytes, policy
+
+    message = message_from_bytes(complaint(body="Please see the attached scan.\n"), policy=policy.default)
+    attachment = b"%PDF-1.4\n" + b"A" * (50 * 1024 * 1024)
+    message.add_attachment(attachment, maintype="application", subtype="pdf", filename="scan.pdf")
+    raw = bytes(message)
+    _append(mailbox, [raw])
+    app = build_app(tmp_db_url, monkeypatch, mailboxes=[(mailbox, mailbox_settings(mailbox))])
+    try:
+        assert app.run_once()["support"].stored == 1
+        with app.sessions() as session:
+            attachment_row = session.scalars(select(Attachment)).one()
+        assert attachment_row.size == len(attachment)
+        assert _count(app, Ticket) == 1
+    finally:
+        app.close()
+
+
+def test_oversized_message_stays_on_the_server_and_is_recorded(
+    mailbox: ImapAccount, tmp_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    big = complaint(body="x" * 20000)
+    _append(mailbox, [big, complaint()])
+    app = build_app(
+        tmp_db_url,
+        monkeypatch,
+        mailboxes=[(mailbox, mailbox_settings(mailbox))],
+        intake={"max_message_bytes": 10000, "reconnect_initial_delay": 0.2},
+    )
+    try:
+        report = app.run_once()["support"]
+        assert report.stored == 2
+        assert report.acknowledged == 1
+        assert len(_uids(mailbox)) == 1  # the big one stays where it was
+        with app.sessions() as session:
+            entry = session.scalars(select(Quarantine)).one()
+        assert "over the limit" in entry.reason
+        assert entry.raw_id is None
+        # And it is not fetched again on the next pass.
+        assert app.run_once()["support"].stored == 0
+    finally:
+        app.close()

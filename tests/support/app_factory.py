@@ -1,0 +1,69 @@
+"""Build a real Application (SQLite or PostgreSQL) for integration tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from daemon.app import Application
+from daemon.settings import Settings
+
+__all__ = ["TEST_SECRET", "build_app", "mailbox_settings"]
+
+TEST_SECRET = "test-secret-0123456789abcdef0123456789"
+
+
+def mailbox_settings(account: Any, *, name: str = "support", **overrides: Any) -> dict[str, Any]:
+    """A ``[[mailboxes]]`` entry for a test IMAP account (plaintext on loopback)."""
+    entry: dict[str, Any] = {
+        "name": name,
+        "host": account.host,
+        "port": account.port,
+        "tls": "none",
+        "username": account.username,
+        "password_env": f"TEST_IMAP_PASSWORD_{name.upper()}",
+        "folder": "INBOX",
+        "after": "move:Processed",
+        "address": "support@example.com",
+        "poll_interval": 0.5,
+    }
+    entry.update(overrides)
+    return entry
+
+
+def build_app(
+    db_url: str,
+    monkeypatch: Any,
+    *,
+    mailboxes: list[tuple[Any, dict[str, Any]]] = (),  # type: ignore[assignment]
+    clock: Callable[[], datetime] | None = None,
+    base_dir: Path | None = None,
+    **sections: Any,
+) -> Application:
+    """An Application on ``db_url``, with secrets set in the environment via ``monkeypatch``."""
+    monkeypatch.setenv("COMPLAINTD_SECRET", TEST_SECRET)
+    boxes = []
+    for account, entry in mailboxes:
+        monkeypatch.setenv(entry["password_env"], account.password)
+        boxes.append(entry)
+    settings = Settings.model_validate(
+        {
+            "base_dir": base_dir or Path.cwd(),
+            "database": {"url": db_url},
+            "mailboxes": boxes,
+            "intake": {"reconnect_initial_delay": 0.2, "reconnect_max_delay": 1.0},
+            **sections,
+        }
+    )
+    kwargs: dict[str, Any] = {}
+    if clock is not None:
+        kwargs["clock"] = clock
+    return Application.build(settings, **kwargs)
+
+
+def fixed_clock(when: datetime | None = None) -> Callable[[], datetime]:
+    """A clock that always answers ``when`` (default 2026-11-02 10:00 UTC)."""
+    moment = when or datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
+    return lambda: moment

@@ -172,6 +172,16 @@ class IntakeSettings(_Section):
     fetch_batch_messages: Annotated[int, Field(gt=0, le=5000)] = 200
     reconnect_initial_delay: Annotated[float, Field(gt=0)] = 1.0
     reconnect_max_delay: Annotated[float, Field(gt=0)] = 300.0
+    aliases: list[str] = []
+    """Other addresses of ours (aliases delivering into a mailbox): never customers."""
+
+    @field_validator("aliases")
+    @classmethod
+    def _check_aliases(cls, value: list[str]) -> list[str]:
+        for address in value:
+            if "@" not in address or any(ch.isspace() for ch in address):
+                raise ValueError(f"{address!r} is not a plain email address")
+        return [address.lower() for address in value]
 
 
 class LoggingSettings(_Section):
@@ -203,7 +213,7 @@ class Settings(_Section):
     @property
     def own_addresses(self) -> frozenset[str]:
         """Every address mail from which is our own (never a customer)."""
-        addresses = {box.address for box in self.mailboxes}
+        addresses = {box.address for box in self.mailboxes} | set(self.intake.aliases)
         if self.smtp is not None:
             match = re.search(r"[^<>\s]+@[^<>\s]+", self.smtp.from_address)
             if match:

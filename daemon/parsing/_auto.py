@@ -59,7 +59,8 @@ def _value(headers: RawHeaders, name: str) -> str:
 
 
 def _token(value: str) -> str:
-    return value.split(";", 1)[0].strip()
+    """First token of a header value, without parameters or (comments)."""
+    return value.split(";", 1)[0].split("(", 1)[0].strip()
 
 
 def classify_automatic(

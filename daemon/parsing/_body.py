@@ -43,6 +43,11 @@ _UU_END_RE = re.compile(r"^end[ \t]*$", re.MULTILINE)
 _FILENAME_BAD_RE = re.compile(r'[\x00-\x1f\x7f<>:"|?*]')
 _BLANK_LINES_RE = re.compile(r"\n[ \t]*(?:\n[ \t]*){2,}")
 _TRAILING_WS_RE = re.compile(r"[ \t]+\n")
+_PREAMBLE_BOILERPLATE_RE = re.compile(
+    r"multi-?part message in MIME format|MIME-encapsulated|MIME format|"
+    r"your (?:mail )?(?:client|reader) does not|^\s*$",
+    re.IGNORECASE,
+)
 _TAG_RE = re.compile(r"<[^>]{0,10000}>")
 _DROPPED_ELEMENTS_RE = re.compile(
     r"<(script|style|head)\b[^>]{0,10000}>.*?</\1\s*>", re.IGNORECASE | re.DOTALL
@@ -82,21 +87,37 @@ class BodyResult:
     defects: list[str] = field(default_factory=list)
 
 
-def extract_body(msg: Message) -> BodyResult:
-    """Walk ``msg``; never raises (a part that breaks is skipped with a defect)."""
-    walker = _Walker()
+def extract_body(msg: Message, charset_hint: str | None = None) -> BodyResult:
+    """Walk ``msg``; never raises (a part that breaks is skipped with a defect).
+
+    ``charset_hint`` is a charset declared somewhere in the mail, tried for text and
+    file names that declare none.
+    """
+    walker = _Walker(charset_hint)
     try:
         segments = walker.walk(msg, 0)
     except RecursionError:
         walker.result.defects.append("MIME structure too deep; rest skipped")
         segments = []
-    walker.result.full_text = _assemble(segments, walker.result.defects)
+    full_text = _assemble(segments, walker.result.defects)
+    if not full_text:
+        full_text = _preamble_text(msg)
+    walker.result.full_text = full_text
     return walker.result
 
 
+def _preamble_text(msg: Message) -> str:
+    """Text before the first MIME boundary, for mails that put their only words there."""
+    preamble = getattr(msg, "preamble", None)
+    if not isinstance(preamble, str) or _PREAMBLE_BOILERPLATE_RE.search(preamble):
+        return ""
+    return clean_body(preamble).strip()[:MAX_FULL_TEXT]
+
+
 class _Walker:
-    def __init__(self) -> None:
+    def __init__(self, charset_hint: str | None) -> None:
         self.result = BodyResult()
+        self._hint = charset_hint
         self._parts_seen = 0
 
     def walk(self, part: Message, depth: int) -> list[_Segment]:
@@ -154,29 +175,38 @@ class _Walker:
             self._attach(part, ctype, data)
             return []
         disposition = _disposition(part)
+        filename = _filename(part, self._hint)
         if maintype == "multipart":
             # A multipart without a usable boundary: its body is all there is to read.
             self.result.defects.append(f"{ctype} without parts read as text")
             maintype, subtype = "text", "plain"
         if disposition != "attachment" and maintype == "text":
+            segments: list[_Segment] = []
             if subtype in {"plain", "html"}:
                 text = self._decode_text(part, data)
                 if subtype == "html":
-                    return [_Segment("html", text)]
-                return [_Segment("plain", self._extract_uuencoded(text))]
-            if subtype in {"enriched", "richtext"}:
-                return [_Segment("plain", _TAG_RE.sub("", self._decode_text(part, data)))]
-            if depth == 0 and _filename(part) is None:
+                    segments = [_Segment("html", text)]
+                else:
+                    segments = [_Segment("plain", self._extract_uuencoded(clean_body(text)))]
+            elif subtype in {"enriched", "richtext"}:
+                segments = [_Segment("plain", _TAG_RE.sub("", self._decode_text(part, data)))]
+            elif depth == 0 and filename is None:
                 # The whole mail is one text part of an odd subtype: it is still the body.
-                return [_Segment("plain", self._decode_text(part, data))]
-        self._attach(part, ctype, data)
+                segments = [_Segment("plain", self._decode_text(part, data))]
+            if segments:
+                if filename is not None and depth > 0:
+                    # An inline text file (Apple Mail sends attachments like this): it is
+                    # shown in the body, as mail clients do, and kept as a file as well.
+                    self._attach(part, ctype, data, filename)
+                return segments
+        self._attach(part, ctype, data, filename)
         return []
 
     def _decode_text(self, part: Message, data: bytes) -> str:
         if len(data) > MAX_FULL_TEXT * 4:
             data = data[: MAX_FULL_TEXT * 4]
             self.result.defects.append("text part larger than the full_text cap; cut")
-        text, note = decode_body_bytes(data, _charset(part))
+        text, note = decode_body_bytes(data, _charset(part), self._hint)
         if note:
             self.result.defects.append(note)
         return text
@@ -191,16 +221,19 @@ class _Walker:
         self._attach(part, ctype, data)
 
     def _nested(self, part: Message, ctype: str, inner: Message | None, data: bytes | None) -> None:
-        filename = _filename(part)
+        filename = _filename(part, self._hint)
+        subject = ""
         if inner is not None:
-            headers = RawHeaders(inner)
+            headers = RawHeaders(inner, self._hint)
             self.result.returned_ids.extend(message_ids(headers.first("message-id"), single=True))
             if data is None:
                 data = _serialize(inner)
-            if not filename:
-                subject = single_line(headers.text("subject", []) or "", 200)
-                filename = f"{subject or 'forwarded-message'}.eml"
-        self._attach(part, ctype, data or b"", filename)
+            subject = single_line(headers.text("subject", []) or "", 200)
+        name = _sanitize_filename(filename or "") or _sanitize_filename(subject)
+        name = name or "forwarded-message"
+        if "." not in name.rsplit(" ", 1)[-1] or not filename:
+            name = f"{name}.eml"
+        self._attach(part, ctype, data or b"", name)
 
     def _returned_headers(self, data: bytes) -> None:
         try:
@@ -219,7 +252,7 @@ class _Walker:
         elif ctype == "message/disposition-notification":
             self.result.has_mdn = True
         if filename is None:
-            filename = _filename(part)
+            filename = _filename(part, self._hint)
         index = len(self.result.attachments) + 1
         name = _sanitize_filename(filename or "")
         if not name:
@@ -339,39 +372,51 @@ def _charset(part: Message) -> str | None:
     return charset
 
 
-def _filename(part: Message) -> str | None:
+def _filename(part: Message, hint: str | None) -> str | None:
     """The part's file name, RFC 2231 and RFC 2047 decoded; None when it has none."""
-    name: str | None
-    try:
-        name = part.get_filename()
-    except Exception:  # noqa: BLE001 - malformed parameters make policy.default raise
-        name = None
-    if name is None:
-        name = _compat32_filename(part)
+    headers = RawHeaders(part)
+    raws = [headers.first(h) or "" for h in ("content-disposition", "content-type")]
+    if not any("name" in raw.lower() for raw in raws):
+        return None
+    name: str | None = None
+    if not any(has_surrogates(raw) for raw in raws):
+        try:
+            name = part.get_filename()
+        except Exception:  # noqa: BLE001 - malformed parameters make policy.default raise
+            name = None
+    if name is None or "\ufffd" in name:
+        # 8-bit bytes, a charset that does not fit, or a parse error: compat32 hands
+        # over the undecoded value, which is decoded here with fallbacks.
+        name = _compat32_filename(raws, hint) or name
     if name is None:
         return None
     if has_surrogates(name):
-        name = decode_header_bytes(name.encode("utf-8", "surrogateescape"))
+        name = decode_header_bytes(name.encode("utf-8", "surrogateescape"), hint=hint)
     if "=?" in name:
         name = decode_encoded_words(name)
     return name
 
 
-def _compat32_filename(part: Message) -> str | None:
+def _compat32_filename(raws: list[str], hint: str | None) -> str | None:
     """Re-read the file name from the raw headers with the lenient compat32 parser."""
-    headers = RawHeaders(part)
-    raws = {h: headers.first(h) for h in ("content-disposition", "content-type")}
-    if not any(raw and "name" in raw.lower() for raw in raws.values()):
-        return None
     legacy = Message()
-    for header, raw in raws.items():
+    for header, raw in zip(("content-disposition", "content-type"), raws, strict=True):
         if raw:
             legacy[header] = unfold(raw)
     try:
-        name = legacy.get_filename()
+        value = legacy.get_param("filename", header="content-disposition")
+        if value is None:
+            value = legacy.get_param("name", header="content-type")
     except Exception:  # noqa: BLE001 - give up on the name, keep the attachment
         return None
-    return str(name) if name is not None else None
+    if isinstance(value, tuple):
+        # RFC 2231: (charset, language, %-decoded text with one character per byte).
+        charset, _, text = value
+        data = str(text).encode("latin-1", "surrogateescape")
+        return decode_header_bytes(data, declared=charset or None, hint=hint)
+    if isinstance(value, str):
+        return value.strip('"')
+    return None
 
 
 def _sanitize_filename(name: str) -> str:

@@ -69,20 +69,34 @@ def _detect(data: bytes) -> str | None:
     return _codec_name(best.encoding)
 
 
-def decode_body_bytes(data: bytes, declared: str | None) -> tuple[str, str | None]:
+def usable_charset(label: str | None) -> str | None:
+    """The Python codec for ``label`` when it names a real text charset, else None."""
+    return _codec_name(label)
+
+
+def decode_body_bytes(
+    data: bytes, declared: str | None, hint: str | None = None
+) -> tuple[str, str | None]:
     """Decode a body part; return the text and a note when the declared charset failed.
 
-    The declared charset is used when it decodes strictly; otherwise UTF-8, then
+    The declared charset is used when it decodes strictly; otherwise UTF-8, then the
+    message-wide ``hint`` (a charset declared elsewhere in the same mail), then
     charset_normalizer's guess, then UTF-8 with replacement characters.
     """
     if not data:
         return "", None
     label = (declared or "").strip().strip("\"'").lower()
-    if data.isascii():
-        # ASCII is a subset of every charset a mail body can sensibly declare.
+    codec = _codec_name(label)
+    if data.isascii() and (codec is None or label in _ASCII_LABELS):
+        # 7-bit data without a 7-bit-specific charset: ISO-2022-JP still shows by its
+        # escape sequences, everything else is plain ASCII.
+        if b"\x1b$" in data:
+            try:
+                return data.decode("iso2022_jp"), None
+            except UnicodeDecodeError:
+                pass
         return data.decode("ascii"), None
     note: str | None = None
-    codec = _codec_name(label)
     if codec is not None and label not in _ASCII_LABELS:
         if label in _LATIN1_LABELS:
             try:
@@ -97,50 +111,57 @@ def decode_body_bytes(data: bytes, declared: str | None) -> tuple[str, str | Non
         note = f"body charset {label!r} unknown or wrong; detected instead"
     else:
         note = "body has 8-bit bytes but no charset; detected"
-    return _decode_undeclared(data), note
+    return _decode_undeclared(data, hint), note
 
 
-def _decode_undeclared(data: bytes) -> str:
-    """Decode 8-bit ``data`` of unknown charset: UTF-8, detection, UTF-8 with replacement."""
+def _hint_codecs(hint: str | None) -> tuple[str, ...]:
+    codec = _codec_name(hint)
+    if codec is None or codec == "ascii":
+        return ()
+    if codec == "latin-1":
+        return ("cp1252", "latin-1")
+    return (codec,)
+
+
+def _try_decode(data: bytes, codec: str | None) -> str | None:
+    if codec is None:
+        return None
     try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
+        return data.decode(codec)
+    except (UnicodeError, ValueError, LookupError):
+        return None
+
+
+def _decode_undeclared(data: bytes, hint: str | None) -> str:
+    """Decode 8-bit ``data`` of unknown charset: UTF-8, hint, detection, UTF-8 replacing."""
+    for codec in ("utf-8", *_hint_codecs(hint)):
+        text = _try_decode(data, codec)
+        if text is not None:
+            return text
     guessed = _detect(data)
     if guessed is not None:
-        try:
-            return data.decode(guessed)
-        except (UnicodeError, ValueError, LookupError):
-            # The guess came from a sample; the rest may not fit. Keep what fits.
-            try:
-                return data.decode(guessed, errors="replace")
-            except (UnicodeError, ValueError, LookupError):
-                pass
+        text = _try_decode(data, guessed)
+        if text is not None:
+            return text
+        # The guess came from a sample; the rest may not fit. Keep what fits.
+        return data.decode(guessed, errors="replace")
     return data.decode("utf-8", errors="replace")
 
 
-def decode_header_bytes(data: bytes, declared: str | None = None) -> str:
-    """Decode raw header bytes: declared charset, UTF-8, detection, then latin-1.
+def decode_header_bytes(data: bytes, declared: str | None = None, hint: str | None = None) -> str:
+    """Decode raw header bytes: declared charset, UTF-8, hint, detection, then latin-1.
 
     Latin-1 last because it maps every byte, so short headers never come out as
     replacement characters.
     """
-    if data.isascii():
+    if data.isascii() and b"\x1b" not in data:
         return data.decode("ascii")
-    codec = _codec_name(declared)
-    if codec is not None:
-        try:
-            return data.decode(codec)
-        except (UnicodeError, ValueError, LookupError):
-            pass
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
+    for codec in (_codec_name(declared), "utf-8", *_hint_codecs(hint), "iso2022_jp"):
+        if codec == "iso2022_jp" and not data.isascii():
+            continue
+        text = _try_decode(data, codec)
+        if text is not None:
+            return text
     guessed = _detect(data)
-    if guessed is not None:
-        try:
-            return data.decode(guessed)
-        except (UnicodeError, ValueError, LookupError):
-            pass
-    return data.decode("latin-1")
+    text = _try_decode(data, guessed)
+    return text if text is not None else data.decode("latin-1")

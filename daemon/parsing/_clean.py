@@ -14,7 +14,8 @@ _WS_RUN_RE = re.compile(r"\s+")
 # Body text keeps tabs and newlines; every other C0 control and DEL goes (NUL above all:
 # PostgreSQL text columns cannot hold it). Form feed and vertical tab become newlines.
 _BODY_JUNK_RE = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
-_BODY_BREAKS = str.maketrans({"\x0b": "\n", "\x0c": "\n"})
+# Byte order marks show up mid-text where parts were glued together; they are noise.
+_BODY_BREAKS = str.maketrans({"\x0b": "\n", "\x0c": "\n", "\ufeff": None})
 
 
 def has_surrogates(value: str) -> bool:

@@ -35,10 +35,11 @@ _EMAIL_JUNK_RE = re.compile(r"[\s\x00-\x1f\x7f<>\"']+")
 class RawHeaders:
     """The message's headers as they arrived, indexed by lower-cased name."""
 
-    __slots__ = ("_msg", "_values")
+    __slots__ = ("_hint", "_msg", "_values")
 
-    def __init__(self, msg: Message) -> None:
+    def __init__(self, msg: Message, charset_hint: str | None = None) -> None:
         self._msg = msg
+        self._hint = charset_hint
         self._values: dict[str, list[str]] = {}
         try:
             items = list(msg.raw_items())
@@ -78,9 +79,9 @@ class RawHeaders:
             except Exception:  # noqa: BLE001 - malformed headers make policy.default raise
                 defects.append(f"{name}: policy.default could not parse it; decoded by hand")
             else:
-                if not _ENCODED_WORD_RE.search(text) and not has_surrogates(text):
+                if not _needs_own_decoding(text, raw):
                     return text
-        return decode_raw_text(raw, name, defects)
+        return decode_raw_text(raw, name, defects, self._hint)
 
     def addresses(self, name: str, defects: list[str]) -> list[Address]:
         """Addresses of every ``name`` header; lower-cased emails, decoded display names."""
@@ -100,11 +101,12 @@ class RawHeaders:
             except Exception:  # noqa: BLE001 - malformed headers make policy.default raise
                 defects.append(f"{name}: policy.default could not parse it; parsed by hand")
             else:
-                if pairs or "@" not in raw:
+                names_ok = not any(_needs_own_decoding(display, raw) for display, _ in pairs)
+                if names_ok and (pairs or "@" not in raw):
                     if "(" in raw and any(not display for display, _ in pairs):
                         pairs = _names_from_comments(raw, pairs)
-                    return _to_addresses(pairs)
-        return _to_addresses(_fallback_pairs(raw, name, defects))
+                    return _to_addresses(pairs, self._hint)
+        return _to_addresses(_fallback_pairs(raw, name, defects, self._hint), self._hint)
 
 
 def unfold(raw: str) -> str:
@@ -112,23 +114,42 @@ def unfold(raw: str) -> str:
     return _FOLD_RE.sub("", raw).replace("\r", " ").replace("\n", " ")
 
 
-def _raw_to_str(raw: str, name: str, defects: list[str]) -> str:
+def _needs_own_decoding(text: str, raw: str) -> bool:
+    """Whether policy.default's decoding of ``raw`` lost information.
+
+    It leaves encoded words with unknown charsets as they are, and replaces what the
+    declared charset cannot decode (GB2312 labels on GBK text, Shift_JIS under an
+    ISO-2022-JP label) with U+FFFD; the hand decoder retries those charsets.
+    """
+    return (
+        has_surrogates(text)
+        or _ENCODED_WORD_RE.search(text) is not None
+        or ("\ufffd" in text and "\ufffd" not in raw)
+    )
+
+
+def _raw_to_str(raw: str, name: str, defects: list[str], hint: str | None) -> str:
     """Turn surrogate-escaped 8-bit header bytes back into real characters."""
     if not has_surrogates(raw):
         return raw
     defects.append(f"{name}: raw 8-bit bytes in header; charset guessed")
-    return decode_header_bytes(raw.encode("utf-8", "surrogateescape"))
+    return decode_header_bytes(raw.encode("utf-8", "surrogateescape"), hint=hint)
 
 
-def decode_raw_text(raw: str, name: str, defects: list[str]) -> str:
+def decode_raw_text(raw: str, name: str, defects: list[str], hint: str | None = None) -> str:
     """Decode an unstructured raw header value (RFC 2047 words, 8-bit bytes) by hand."""
-    text = _raw_to_str(unfold(raw), name, defects)
+    text = _raw_to_str(unfold(raw), name, defects, hint)
     if "=?" not in text:
         return text
+    # make_header trusts the declared charsets and replaces what they cannot decode;
+    # only its result without replacement characters is taken.
     try:
-        return str(make_header(decode_header(text)))
+        decoded = str(make_header(decode_header(text)))
     except Exception:  # noqa: BLE001 - unknown charsets, bad base64, mixed 8-bit text
-        return decode_encoded_words(text)
+        decoded = ""
+    if decoded and "\ufffd" not in decoded:
+        return decoded
+    return decode_encoded_words(text)
 
 
 def decode_encoded_words(text: str) -> str:
@@ -163,9 +184,11 @@ def _decode_word(match: re.Match[str]) -> str:
     return decode_header_bytes(data, charset)
 
 
-def _to_addresses(pairs: list[tuple[str, str]]) -> list[Address]:
+def _to_addresses(pairs: list[tuple[str, str]], hint: str | None) -> list[Address]:
     result: list[Address] = []
     for display, addr in pairs:
+        if has_surrogates(addr):
+            addr = decode_header_bytes(addr.encode("utf-8", "surrogateescape"), hint=hint)
         email = _EMAIL_JUNK_RE.sub("", addr or "").lower()[:_MAX_EMAIL]
         if not email or email == "@":
             continue
@@ -176,8 +199,10 @@ def _to_addresses(pairs: list[tuple[str, str]]) -> list[Address]:
     return result
 
 
-def _fallback_pairs(raw: str, name: str, defects: list[str]) -> list[tuple[str, str]]:
-    text = _raw_to_str(unfold(raw), name, defects)
+def _fallback_pairs(
+    raw: str, name: str, defects: list[str], hint: str | None
+) -> list[tuple[str, str]]:
+    text = _raw_to_str(unfold(raw), name, defects, hint)
     try:
         return [(display, addr) for display, addr in getaddresses([text]) if addr]
     except Exception:  # noqa: BLE001 - getaddresses on hostile input is best effort

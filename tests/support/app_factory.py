@@ -53,7 +53,11 @@ def build_app(
             "base_dir": base_dir or Path.cwd(),
             "database": {"url": db_url},
             "mailboxes": boxes,
-            "intake": {"reconnect_initial_delay": 0.2, "reconnect_max_delay": 1.0},
+            "intake": {
+                "reconnect_initial_delay": 0.2,
+                "reconnect_max_delay": 1.0,
+                "aliases": ["support@example.com"],
+            },
             **sections,
         }
     )

@@ -1,0 +1,252 @@
+"""Text preparation: keep only what the customer newly wrote in a mail.
+
+Quoted history ("On ... wrote:", Outlook header blocks, "-----Original Message-----",
+trailing ``>`` lines) and the signature are removed. Quote headers are found with the
+regular expressions of the ``mail-parser-reply`` library for all its languages, plus
+Hungarian, which is registered in the library's public ``MAIL_LANGUAGES`` table on
+first use. Every cut is checked before it is made, because the library's patterns,
+with all languages on at once, also match ordinary sentences ("Take a look ...",
+"Thanks, but ..."); the customer's text must never be lost to a false match.
+
+Pure: no I/O, nothing done at import time beyond compiling local patterns.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+
+from mailparser_reply import EmailReplyParser
+from mailparser_reply.constants import MAIL_LANGUAGES, QUOTED_MATCH_INCLUDE
+
+__all__ = ["strip_quoted_and_signature"]
+
+# Longer input is cut before any pattern runs; the library's patterns are not linear.
+_MAX_CHARS = 1_000_000
+# Quote headers are never this long; longer lines are shortened for detection only.
+_MAX_DETECT_LINE = 1000
+# A signature is short; a "closing" followed by more than this is probably not one.
+_MAX_SIGNATURE_LINES = 15
+_MAX_CLOSING_LINE = 60
+_MAX_CLOSING_EXTRA_WORDS = 4
+
+_HUNGARIAN: dict[str, object] = {
+    # "2025. márc. 3., hétfő 10:12 időpontban Kiss Péter <x@y.hu> ezt írta:" (Gmail; it
+    # wraps before the address, hence the optional year-led first line), "... írta:".
+    "wrote_header": (
+        r"^("
+        + QUOTED_MATCH_INCLUDE
+        + r"(?:\d{4}\.[^\n]{0,300}\n"
+        + QUOTED_MATCH_INCLUDE
+        + r")?[^\n]{0,300}?\S\s+(?:ezt\s+)?írta\s?:)$"
+    ),
+    # Outlook: "Feladó: ...", "Elküldve: ...", "Címzett: ...", "Tárgy: ..."
+    "from_header": (
+        r"((?:(?:^|\n|\n"
+        + QUOTED_MATCH_INCLUDE
+        + r")[* ]*(?:Feladó|Elküldve|Küldve|Címzett|Másolat|Másolatot kap|Tárgy|Dátum)"
+        r":[ *]*(?:\s{,2}).*){2,}(?:\n.*){,1})"
+    ),
+    "disclaimers": ["Jogi nyilatkozat:", "Figyelem:"],
+    "signatures": [
+        "Üdvözlettel",
+        "Tisztelettel",
+        "Köszönettel",
+        "Baráti üdvözlettel",
+        "Szívélyes üdvözlettel",
+        "Üdv",
+    ],
+    "sent_from": "iPhone-ról küldve|Küldve iPhone-ról|Android-telefonomról küldve",
+}
+
+# Closings the library does not list but customers use all the time.
+_EXTRA_CLOSINGS = (
+    "Best wishes",
+    "Warm regards",
+    "Many thanks",
+    "Sincerely",
+    r"Yours (?:sincerely|faithfully|truly)",
+    "Cheers",
+    r"(?:Herzliche|Freundliche|Schöne|Sonnige) Gr(?:ü|ue)(?:ß|ss)e",
+    "MfG",
+)
+_GENERIC_SEPARATOR_RE = re.compile(
+    r"^[>\s]*(?:"
+    r"[-_=*]{2,}\s*(?:Original(?:\s|-)?(?:Message|Nachricht|nachricht)|Ursprüngliche Nachricht|"
+    r"Eredeti üzenet|Eredeti levél|Továbbított üzenet|Message d'origine|Message transféré|"
+    r"Messaggio originale|Messaggio inoltrato|Mensaje original|Mensaje reenviado|"
+    r"Oorspronkelijk bericht|Doorgestuurd bericht|Forwarded message|Weitergeleitete Nachricht|"
+    r"Oprindelig meddelelse|Ursprungligt meddelande|Původní zpráva|Oryginalna wiadomość)"
+    r"\s*[-_=*]*"
+    r"|Begin forwarded message:|Anfang der weitergeleiteten Nachricht:"
+    r"|Début du message réexpédié :?"
+    r")\s*$",
+    re.IGNORECASE,
+)
+_SIGNATURE_DELIMITER_RE = re.compile(r"^(?:--|__)$")
+_ATTRIBUTION_RE = re.compile(
+    r"(?:@|\d|wrote|schrieb|írta|a écrit|escribió|scritto|schreef|napisał|skrev):\s*$",
+    re.IGNORECASE,
+)
+_SINGLE_FIELD_RE = re.compile(r"^[>*\s]*[^\s:]{1,20}\s?:\s*\S")
+_SEPARATOR_LINE_RE = re.compile(r"^[\s\-_=*~]+$")
+_CANDIDATE_MARKS = (":", "：", "---", "Original Message")
+
+
+@dataclass(frozen=True, slots=True)
+class _Patterns:
+    header: re.Pattern[str]
+    closing: re.Pattern[str]
+    sent_from: re.Pattern[str]
+
+
+def _register_hungarian() -> None:
+    """Add Hungarian to the library's language table (idempotent)."""
+    MAIL_LANGUAGES.setdefault("hu", _HUNGARIAN)  # type: ignore[arg-type]
+
+
+def _phrases(key: str) -> list[str]:
+    found: list[str] = []
+    for table in MAIL_LANGUAGES.values():
+        value: object = table.get(key)
+        if isinstance(value, str) and value:
+            found.append(value)
+        elif isinstance(value, list):
+            found.extend(v for v in value if isinstance(v, str) and v)
+    return found
+
+
+@cache
+def _patterns() -> _Patterns:
+    """Compile the patterns once, on first use (not at import time)."""
+    _register_hungarian()
+    languages = list(MAIL_LANGUAGES)
+    # The library assembles and compiles its header regex for the languages asked for.
+    header = EmailReplyParser(languages=languages).read("").HEADER_REGEX
+    closings = "|".join(f"(?:{p})" for p in (*_phrases("signatures"), *_EXTRA_CLOSINGS))
+    sent_from = "|".join(f"(?:{p})" for p in _phrases("sent_from"))
+    return _Patterns(
+        header=header,
+        # (?!\w): "Tak" (Danish thanks) must not match "Take", nor "Kh" "Khaled".
+        closing=re.compile(rf"^{QUOTED_MATCH_INCLUDE}(?:{closings})(?!\w)", re.IGNORECASE),
+        sent_from=re.compile(rf"^{QUOTED_MATCH_INCLUDE}(?:{sent_from})", re.IGNORECASE),
+    )
+
+
+def strip_quoted_and_signature(text: str, language_hint: str | None = None) -> str:
+    """Return the customer's new text: quoted history and signature removed.
+
+    All languages are always enabled, because the language of the quote header is the
+    language of the customer's mail client, not necessarily of their text;
+    ``language_hint`` (an ISO 639-1 code such as ``"de"``) is accepted for callers that
+    know it and does not narrow the patterns. If nothing would be left (the whole mail
+    is a quote or a forward), the whole text is returned instead of an empty string.
+    Line endings come back as ``\\n``.
+    """
+    del language_hint  # see the docstring: every language is always on
+    normalized = text.replace("\r\n", "\n").replace("\r", "\n")[:_MAX_CHARS]
+    full = normalized.strip()
+    if not full:
+        return full
+    patterns = _patterns()
+    lines = normalized.split("\n")
+    kept = lines[: _quote_start(lines, patterns.header)]
+    kept = _drop_trailing_quote(kept)
+    kept = _drop_signature(kept, patterns)
+    result = "\n".join(line.rstrip() for line in _trim(kept)).strip()
+    return result or full
+
+
+def _quote_start(lines: list[str], header: re.Pattern[str]) -> int:
+    """Index of the first line of quoted history, or ``len(lines)`` when there is none.
+
+    0 means the text starts with a quote header (a forward or a pure quote).
+    """
+    detect = [line.strip()[:_MAX_DETECT_LINE] for line in lines]
+    joined = "\n".join(detect)
+    offset = 0
+    seen_content = False
+    for index, line in enumerate(detect):
+        following = detect[index + 1] if index + 1 < len(detect) else ""
+        if line and (_is_candidate(line) or _is_candidate(following)):
+            hit = _GENERIC_SEPARATOR_RE.match(line) is not None
+            if not hit:
+                match = header.match(joined, offset)
+                hit = match is not None and _plausible_header(match.group(0))
+            if hit:
+                return index if seen_content else 0
+        if line:
+            seen_content = True
+        offset += len(line) + 1
+    return len(lines)
+
+
+def _is_candidate(line: str) -> bool:
+    return any(mark in line for mark in _CANDIDATE_MARKS)
+
+
+def _plausible_header(matched: str) -> bool:
+    """Reject a lone ``Key: value`` line; a quote header is a block or a "wrote" line."""
+    content = [line for line in matched.strip().split("\n") if line.strip()]
+    return not (len(content) == 1 and _SINGLE_FIELD_RE.match(content[0]))
+
+
+def _drop_trailing_quote(lines: list[str]) -> list[str]:
+    """Remove ``>``-quoted lines at the end, with the attribution line just above them."""
+    end = len(lines)
+    quoted = False
+    while end > 0:
+        line = lines[end - 1].strip()
+        if line.startswith(">"):
+            quoted = True
+        elif line:
+            break
+        end -= 1
+    if not quoted:
+        return lines
+    if end > 0 and _ATTRIBUTION_RE.search(lines[end - 1].strip()):
+        end -= 1
+    return lines[:end]
+
+
+def _drop_signature(lines: list[str], patterns: _Patterns) -> list[str]:
+    """Cut at the first signature marker below the first line of text."""
+    first = next((i for i, line in enumerate(lines) if line.strip()), len(lines))
+    for index in range(first + 1, len(lines)):
+        line = lines[index].strip()
+        if not line:
+            continue
+        if _SIGNATURE_DELIMITER_RE.match(line) or _is_sent_from(line, patterns):
+            return lines[:index]
+        if _is_closing(line, patterns) and _short_tail(lines, index):
+            return lines[:index]
+    return lines
+
+
+def _is_sent_from(line: str, patterns: _Patterns) -> bool:
+    return len(line) <= 100 and patterns.sent_from.match(line) is not None
+
+
+def _is_closing(line: str, patterns: _Patterns) -> bool:
+    """A closing formula alone on its line, perhaps with a name: "Best regards, Ann"."""
+    if len(line) > _MAX_CLOSING_LINE:
+        return False
+    match = patterns.closing.match(line)
+    if match is None:
+        return False
+    rest = line[match.end() :].strip(" \t,.;:!-–—")
+    return len(rest.split()) <= _MAX_CLOSING_EXTRA_WORDS and not rest.endswith("?")
+
+
+def _short_tail(lines: list[str], index: int) -> bool:
+    tail = sum(1 for line in lines[index + 1 :] if line.strip())
+    return tail <= _MAX_SIGNATURE_LINES
+
+
+def _trim(lines: list[str]) -> list[str]:
+    """Drop blank and separator-only lines (``____``, ``-----``) at the end."""
+    end = len(lines)
+    while end > 0 and (not lines[end - 1].strip() or _SEPARATOR_LINE_RE.match(lines[end - 1])):
+        end -= 1
+    return lines[:end]

@@ -23,10 +23,10 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from email.utils import format_datetime
-from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 
@@ -94,7 +94,9 @@ def _server() -> Iterator[tuple[str, str, int, str, str]]:
             yield "pymap", pymap.host, pymap.port, "support", "bench"
 
 
-def _append(host: str, port: int, user: str, password: str, folder: str, mails: list[bytes]) -> None:
+def _append(
+    host: str, port: int, user: str, password: str, folder: str, mails: list[bytes]
+) -> None:
     with connect(host, port, user, password, timeout=120) as client:
         if not client.folder_exists(folder):
             client.create_folder(folder)

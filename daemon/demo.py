@@ -25,16 +25,18 @@ from imapclient import IMAPClient
 
 from daemon.app import Application, utc_now
 from daemon.demo_servers import PymapServer, SmtpSink
+from daemon.logging_setup import configure_logging
 from daemon.service import IngestOutcome, IngestResult
 from daemon.settings import Settings
-from daemon.table import render_table
+from daemon.table import render_table, render_ticket
 from daemon.views import list_tickets, show_ticket
 
 __all__ = ["run_demo"]
 
 _SUPPORT = "support@demo.complaintd.test"
-_PASSWORD_ENV = "COMPLAINTD_DEMO_IMAP_PASSWORD"
-_SECRET_ENV = "COMPLAINTD_DEMO_SECRET"
+# Names of environment variables, not secrets.
+_PASSWORD_ENV = "COMPLAINTD_DEMO_IMAP_PASSWORD"  # noqa: S105
+_SECRET_ENV = "COMPLAINTD_DEMO_SECRET"  # noqa: S105
 
 
 def _demo_mails() -> list[bytes]:
@@ -129,6 +131,7 @@ class _Progress:
 
 def run_demo(*, keep_running: bool = False) -> int:
     """Run the demo end to end; return the process exit code."""
+    configure_logging("WARNING")  # the demo narrates; the daemon's INFO lines would interleave
     mails = _demo_mails()
     with (
         tempfile.TemporaryDirectory(prefix="complaintd-demo-") as tmp,
@@ -180,8 +183,11 @@ def run_demo(*, keep_running: bool = False) -> int:
             print("\n" + render_table(
                 tickets, ["ref", "status", "customer_email", "subject", "message_count"]
             ))  # fmt: skip
-            print(f"\n{len(tickets)} tickets from {len(mails) + 2} mails.")
-            print("Try: complaintd tickets show REF (with --config) on your own setup.")
+            print(f"\n{len(tickets)} tickets from {len(mails) + 2} mails. The first one in full:\n")
+            with app.sessions() as session:
+                detail = show_ticket(session, first["ref"])
+            if detail is not None:
+                print(render_ticket(detail))
             if keep_running:
                 print("\nstill running; press Ctrl-C to stop")
                 while True:

@@ -394,15 +394,20 @@ def _filename(part: Message, hint: str | None) -> str | None:
         name = decode_header_bytes(name.encode("utf-8", "surrogateescape"), hint=hint)
     if "=?" in name:
         name = decode_encoded_words(name)
-    return name
+    return name if name.strip() else None
 
 
 def _compat32_filename(raws: list[str], hint: str | None) -> str | None:
     """Re-read the file name from the raw headers with the lenient compat32 parser."""
     legacy = Message()
     for header, raw in zip(("content-disposition", "content-type"), raws, strict=True):
-        if raw:
-            legacy[header] = unfold(raw)
+        if not raw:
+            continue
+        value = unfold(raw)
+        if has_surrogates(value):
+            # compat32 would turn raw 8-bit bytes into U+FFFD; decode them first.
+            value = decode_header_bytes(value.encode("utf-8", "surrogateescape"), hint=hint)
+        legacy[header] = value
     try:
         value = legacy.get_param("filename", header="content-disposition")
         if value is None:

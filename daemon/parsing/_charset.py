@@ -42,6 +42,21 @@ _REFUSED_CODECS = frozenset(
 _DETECT_SAMPLE = 64 * 1024
 
 
+# When text does not decode with its declared charset, the usual reason is that the
+# sender's software used the vendor superset of it (Windows code pages above all).
+_SUPERSETS: dict[str, tuple[str, ...]] = {
+    "shift_jis": ("cp932", "shift_jis_2004"),
+    "euc_jp": ("euc_jis_2004", "cp932"),
+    "big5": ("big5hkscs", "cp950"),
+    "euc_kr": ("cp949",),
+    "iso8859-8": ("cp1255",),
+    "iso8859-9": ("cp1254",),
+    "iso8859-2": ("cp1250",),
+    "iso8859-5": ("cp1251",),
+    "koi8-r": ("koi8_u",),
+}
+
+
 def _codec_name(label: str | None) -> str | None:
     """Return a Python codec name for a charset label, or None when it names no text codec."""
     if not label:
@@ -103,10 +118,10 @@ def decode_body_bytes(
                 return data.decode("cp1252"), None
             except UnicodeDecodeError:
                 return data.decode("latin-1"), None
-        try:
-            return data.decode(codec), None
-        except (UnicodeError, ValueError, LookupError):
-            note = f"body declared charset {label!r} does not decode; detected instead"
+        text = _decode_declared(data, codec)
+        if text is not None:
+            return text, None
+        note = f"body declared charset {label!r} does not decode; detected instead"
     elif label:
         note = f"body charset {label!r} unknown or wrong; detected instead"
     else:
@@ -121,6 +136,58 @@ def _hint_codecs(hint: str | None) -> tuple[str, ...]:
     if codec == "latin-1":
         return ("cp1252", "latin-1")
     return (codec,)
+
+
+def _decode_declared(data: bytes, codec: str) -> str | None:
+    """Decode with the declared codec or a vendor superset of it; None if none fits."""
+    for candidate in (codec, *_SUPERSETS.get(codec, ())):
+        text = _try_decode(data, candidate)
+        if text is not None:
+            return text
+    if codec.startswith("iso2022_jp"):
+        return _iso2022jp_via_cp932(data)
+    return None
+
+
+def _iso2022jp_via_cp932(data: bytes) -> str | None:
+    """Decode ISO-2022-JP written by Windows, which uses NEC and IBM extensions.
+
+    Python's iso2022_jp codecs reject those characters (circled digits and the
+    like); converting the JIS byte pairs to Shift_JIS lets cp932 decode them.
+    """
+    out = bytearray()
+    mode = "ascii"
+    i = 0
+    length = len(data)
+    while i < length:
+        byte = data[i]
+        if byte == 0x1B:
+            escape = data[i + 1 : i + 3]
+            if escape in (b"$B", b"$@"):
+                mode = "jis"
+            elif escape == b"(I":
+                mode = "kana"
+            elif escape in (b"(B", b"(J"):
+                mode = "ascii"
+            else:
+                return None
+            i += 3
+            continue
+        if mode == "jis" and 0x21 <= byte <= 0x7E and i + 1 < length:
+            second = data[i + 1]
+            lead = ((byte - 0x21) >> 1) + 0x81
+            if lead > 0x9F:
+                lead += 0x40
+            if byte & 1:
+                trail = second + (0x1F if second < 0x60 else 0x20)
+            else:
+                trail = second + 0x7E
+            out += bytes((lead, trail))
+            i += 2
+            continue
+        out.append(byte + 0x80 if mode == "kana" and 0x21 <= byte <= 0x5F else byte)
+        i += 1
+    return _try_decode(bytes(out), "cp932")
 
 
 def _try_decode(data: bytes, codec: str | None) -> str | None:
@@ -156,7 +223,12 @@ def decode_header_bytes(data: bytes, declared: str | None = None, hint: str | No
     """
     if data.isascii() and b"\x1b" not in data:
         return data.decode("ascii")
-    for codec in (_codec_name(declared), "utf-8", *_hint_codecs(hint), "iso2022_jp"):
+    declared_codec = _codec_name(declared)
+    if declared_codec is not None:
+        text = _decode_declared(data, declared_codec)
+        if text is not None:
+            return text
+    for codec in ("utf-8", *_hint_codecs(hint), "iso2022_jp"):
         if codec == "iso2022_jp" and not data.isascii():
             continue
         text = _try_decode(data, codec)

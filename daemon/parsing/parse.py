@@ -12,6 +12,7 @@ from email.message import Message
 from classifier.textprep import strip_quoted_and_signature
 from daemon.parsing._auto import AutoInfo, classify_automatic
 from daemon.parsing._body import MAX_PROCESSED, BodyResult, extract_body
+from daemon.parsing._charset import usable_charset
 from daemon.parsing._clean import single_line
 from daemon.parsing._headers import (
     MAX_SUBJECT,
@@ -26,6 +27,7 @@ __all__ = ["parse_message"]
 
 _SYNTHETIC_DOMAIN = "synthetic.complaintd.invalid"
 _FROM_FALLBACKS = (("sender", "Sender"), ("reply-to", "Reply-To"), ("return-path", "Return-Path"))
+_ENCODED_WORD_CHARSET_RE = re.compile(r"=\?([^?*\s]{1,40})[?*]")
 _REPORT_TYPE_RE = re.compile(r"""report-type\s*=\s*["']?([\w.-]+)""", re.IGNORECASE)
 _MAX_DEFECTS = 50
 _MAX_DEFECT_LEN = 300
@@ -184,12 +186,13 @@ def _charset_hint(msg: Message) -> str | None:
             charset = usable_charset(part.get_content_charset())
             if charset and charset not in ("ascii", "utf-8"):
                 return charset
-        for name in ("subject", "from"):
-            for value in msg.get_all(name, []) or []:
-                match = _ENCODED_WORD_CHARSET_RE.search(str(getattr(value, "_parse_tree", value)))
-                charset = usable_charset(match.group(1)) if match else None
-                if charset and charset not in ("ascii", "utf-8"):
-                    return charset
+        for name, value in msg.raw_items():
+            if str(name).lower() not in ("subject", "from"):
+                continue
+            match = _ENCODED_WORD_CHARSET_RE.search(str(value))
+            charset = usable_charset(match.group(1)) if match else None
+            if charset and charset not in ("ascii", "utf-8"):
+                return charset
     except Exception:  # noqa: BLE001 - a hint is optional
         return None
     return None

@@ -26,7 +26,7 @@ def _config(tmp_path: Path, mailbox: ImapAccount) -> Path:
     path.write_text(
         f"""
 [database]
-url = "sqlite:///{tmp_path / 'crash.db'}"
+url = "sqlite:///{tmp_path / "crash.db"}"
 
 [[mailboxes]]
 name = "support"

@@ -239,9 +239,7 @@ def test_bad_input_never_stops_the_loop_and_nothing_is_lost(
     junk = [
         bytes(range(256)) * 40,  # binary junk, no headers at all
         b"From: a@example.com\r\nSubject: nul\x00bytes\r\n\r\nbody\x00with\x00nuls\r\n",
-        "From: J\u00fcrgen <j@example.de>\r\nSubject: 8-bit \u00e4\u00f6\u00fc\r\n\r\nK\u00e4se\r\n".encode(
-            "latin-1"
-        ),
+        b"From: J\xfcrgen <j@example.de>\r\nSubject: 8-bit \xe4\xf6\xfc\r\n\r\nK\xe4se\r\n",
         b"Subject: no sender\r\n\r\nwho am I?\r\n",
         b'From: x@example.com\r\nContent-Type: multipart/mixed; boundary="never"\r\n\r\nbroken',
         b"From: y@example.com\r\nContent-Type: text/plain; charset=klingon\r\n\r\n\xff\xfe\xfa",
@@ -269,7 +267,9 @@ def test_a_50_mb_message_is_stored(
 ) -> None:
     from email import message_from_bytes, policy
 
-    message = message_from_bytes(complaint(body="Please see the attached scan.\n"), policy=policy.default)
+    message = message_from_bytes(
+        complaint(body="Please see the attached scan.\n"), policy=policy.default
+    )
     # 37 MiB of attachment is a 50 MB mail once base64-encoded.
     attachment = b"%PDF-1.4\n" + b"A" * (37 * 1024 * 1024)
     message.add_attachment(attachment, maintype="application", subtype="pdf", filename="scan.pdf")

@@ -17,9 +17,17 @@ from tests.support.app_factory import TEST_SECRET, build_app
 from tests.support.mail_factory import complaint, reply_to
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_db_url: str) -> str:
+    """Every service test runs on SQLite and on a private PostgreSQL cluster."""
+    if request.param == "postgres":
+        return str(request.getfixturevalue("pg_url"))
+    return tmp_db_url
+
+
 @pytest.fixture
-def app(tmp_db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Application]:
-    application = build_app(tmp_db_url, monkeypatch)
+def app(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Application]:
+    application = build_app(db_url, monkeypatch)
     yield application
     application.close()
 
@@ -62,7 +70,9 @@ def test_same_uid_twice_is_stored_once(app: Application) -> None:
 def test_same_mail_to_two_addresses_is_one_ticket(app: Application) -> None:
     raw = complaint(to="support@example.com, sales@example.com")
     first = app.service.ingest(raw, MailSource("support", 1, 1))
-    second = app.service.ingest(b"Delivered-To: sales@example.com\r\n" + raw, MailSource("sales", 9, 1))
+    second = app.service.ingest(
+        b"Delivered-To: sales@example.com\r\n" + raw, MailSource("sales", 9, 1)
+    )
     assert first.outcome is IngestOutcome.CREATED
     assert second.outcome is IngestOutcome.DUPLICATE
     assert second.ticket_ref == first.ticket_ref
@@ -180,7 +190,8 @@ def _bounce(original_message_id: str) -> bytes:
         "Reporting-MTA: dns; mx.example.com\r\n\r\n"
         "Final-Recipient: rfc822; anna@example.com\r\nAction: failed\r\nStatus: 5.1.1\r\n"
         "--B\r\nContent-Type: text/rfc822-headers\r\n\r\n"
-        f"From: support@example.com\r\nTo: anna@example.com\r\nMessage-ID: {original_message_id}\r\n"
+        "From: support@example.com\r\nTo: anna@example.com\r\n"
+        f"Message-ID: {original_message_id}\r\n"
         "Subject: Re: your complaint\r\n"
         "--B--\r\n"
     ).encode()
@@ -205,9 +216,9 @@ def test_bounce_for_unknown_mail_is_rejected(app: Application) -> None:
     assert _count(app, Ticket) == 0
 
 
-def test_our_own_mail_coming_back_is_a_loop(tmp_db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_our_own_mail_coming_back_is_a_loop(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     app = build_app(
-        tmp_db_url,
+        db_url,
         monkeypatch,
         smtp={"host": "127.0.0.1", "tls": "none", "from_address": "Help <help@example.com>"},
     )
@@ -244,7 +255,9 @@ def test_retry_of_rejected_mail_keeps_it_quarantined(app: Application) -> None:
 
 
 def test_batch_stores_every_mail_and_lists_them(app: Application) -> None:
-    mails = [(complaint(sender=f"c{i}@example.com"), MailSource("support", 1, i)) for i in range(1, 21)]
+    mails = [
+        (complaint(sender=f"c{i}@example.com"), MailSource("support", 1, i)) for i in range(1, 21)
+    ]
     results = app.service.ingest_batch(mails)
     assert [r.outcome for r in results] == [IngestOutcome.CREATED] * 20
     assert [r.source.uid for r in results if r.source] == list(range(1, 21))

@@ -31,7 +31,9 @@ def complaint(
     message["To"] = to
     if cc:
         message["Cc"] = cc
-    message["Subject"] = subject if subject is not None else f"Order {10000 + number} arrived broken"
+    message["Subject"] = (
+        subject if subject is not None else f"Order {10000 + number} arrived broken"
+    )
     message["Date"] = format_datetime(_BASE + timedelta(minutes=number))
     message["Message-ID"] = message_id or f"<test-{number}-{id(message)}@mail.example>"
     for key, value in (headers or {}).items():

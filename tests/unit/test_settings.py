@@ -109,7 +109,9 @@ def test_check_config_reports_missing_secrets(
     monkeypatch.delenv("TEST_IMAP_PW", raising=False)
     monkeypatch.delenv("COMPLAINTD_SECRET", raising=False)
     problems = secret_problems(load_settings(_write(tmp_path, VALID)))
-    assert "mailboxes[0].password: environment variable TEST_IMAP_PW is not set or empty" in problems
+    assert (
+        "mailboxes[0].password: environment variable TEST_IMAP_PW is not set or empty" in problems
+    )
     assert any(p.startswith("security.secret: ") for p in problems)
     monkeypatch.setenv("TEST_IMAP_PW", "pw")
     monkeypatch.setenv("COMPLAINTD_SECRET", "x" * 32)

@@ -103,7 +103,7 @@ class _Patterns:
 
 def _register_hungarian() -> None:
     """Add Hungarian to the library's language table (idempotent)."""
-    MAIL_LANGUAGES.setdefault("hu", _HUNGARIAN)  # type: ignore[arg-type]
+    MAIL_LANGUAGES.setdefault("hu", _HUNGARIAN)
 
 
 def _phrases(key: str) -> list[str]:

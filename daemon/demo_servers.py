@@ -118,8 +118,8 @@ class PymapServer:
     The one user exists from start with an empty INBOX and may CREATE further
     folders (``Processed``). ``--demo-data`` is not passed: it would add
     sample mail plus Sent and Trash folders. Clients should set TCP_NODELAY:
-    pymap answers in small writes and Nagle's algorithm stalls each round trip.
-    Custom keywords are not reliably kept, so use system flags in tests.
+    without it each command stalls ~40 ms on Nagle's algorithm. Keywords added
+    with STORE are silently dropped (APPEND keeps them): rely on system flags.
 
     Usage::
 
@@ -296,7 +296,12 @@ class SmtpSink:
         if self._controller is not None:
             raise ServerStartError("SMTP sink is already running")
         controller = Controller(
-            _SinkHandler(self), hostname=self.host, port=self.port, enable_SMTPUTF8=True
+            _SinkHandler(self),
+            hostname=self.host,
+            port=self.port,
+            # aiosmtpd's 1 s default is tight on a loaded CI machine.
+            ready_timeout=15.0,
+            enable_SMTPUTF8=True,
         )
         controller.start()
         self._controller = controller

@@ -115,18 +115,42 @@ class IntakeService:
         return self.ingest_batch([(raw, source)])[0]
 
     def ingest_batch(self, items: Sequence[tuple[bytes, MailSource | None]]) -> list[IngestResult]:
-        """Store a batch of mails in one transaction, each in its own savepoint.
+        """Store a batch of mails in one transaction, each isolated from the others.
 
         Returns one result per item, in order, after the commit. Raises
         :class:`TransientError` when the database itself is unavailable, in
         which case nothing of the batch was stored and nothing may be acked.
+
+        New complaints that reference nothing (the bulk of any burst) are
+        inserted together in one flush; if that group fails, each of its
+        mails is retried alone in its own savepoint, so one bad mail is
+        quarantined without taking the others with it.
         """
+        # Parsing is pure and the slowest step: do it before taking the write lock.
+        parsed = [self._parse(raw) for raw, _source in items]
         try:
             with self._sessions() as session, session.begin():
-                return [
-                    replace(self._ingest_isolated(session, raw, source), source=source)
-                    for raw, source in items
-                ]
+                receipts = self._receipts(session, [source for _raw, source in items])
+                known = _KnownMessages.load(
+                    session, [mail for mail in parsed if not isinstance(mail, Exception)]
+                )
+                results: list[IngestResult | None] = [None] * len(items)
+                group: list[int] = []
+                for index, ((raw, source), mail) in enumerate(zip(items, parsed, strict=True)):
+                    receipt = _receipt_for(receipts, source)
+                    if receipt is not None:
+                        results[index] = _already_stored(receipt, source)
+                    elif self._is_fresh(mail, known, [parsed[i] for i in group]):
+                        group.append(index)
+                    else:
+                        self._store_group(session, items, parsed, group, results, known)
+                        group = []
+                        results[index] = replace(
+                            self._ingest_isolated(session, raw, mail, source, known),
+                            source=source,
+                        )
+                self._store_group(session, items, parsed, group, results, known)
+                return [result for result in results if result is not None]
         except OperationalError as exc:
             raise TransientError(f"database unavailable: {exc.orig}") from exc
 
@@ -169,8 +193,10 @@ class IntakeService:
                     detail="the raw mail was not kept (too large); nothing to retry",
                 )
             try:
+                parsed = parse_message(raw.data, own_loop_header_value=self._config.loop_value)
+                known = _KnownMessages.load(session, [parsed])
                 with session.begin_nested():
-                    result = self._store(session, raw.data, None, raw)
+                    result = self._store(session, raw.data, parsed, None, raw, known)
             except _RejectionError as exc:
                 entry.attempts += 1
                 entry.reason = str(exc)
@@ -189,31 +215,140 @@ class IntakeService:
 
     # -- one mail -------------------------------------------------------------
 
-    def _ingest_isolated(
-        self, session: Session, raw: bytes, source: MailSource | None
-    ) -> IngestResult:
+    def _parse(self, raw: bytes) -> ParsedMessage | Exception:
+        try:
+            return parse_message(raw, own_loop_header_value=self._config.loop_value)
+        except Exception as exc:  # the parser promises not to raise; if it does, quarantine
+            logger.exception("the parser failed on a mail; quarantining it")
+            return exc
+
+    @staticmethod
+    def _receipts(
+        session: Session, sources: Sequence[MailSource | None]
+    ) -> dict[tuple[str, int, int], MailboxReceipt]:
+        keys = {(s.mailbox, s.uidvalidity, s.uid) for s in sources if s is not None}
+        if not keys:
+            return {}
+        uids = [uid for _box, _validity, uid in keys]
+        rows = session.scalars(
+            select(MailboxReceipt).where(
+                MailboxReceipt.mailbox.in_({box for box, _v, _u in keys}),
+                MailboxReceipt.uid >= min(uids),
+                MailboxReceipt.uid <= max(uids),
+            )
+        )
+        found = {(r.mailbox, r.uidvalidity, r.uid): r for r in rows}
+        return {key: receipt for key, receipt in found.items() if key in keys}
+
+    def _is_fresh(
+        self,
+        parsed: ParsedMessage | Exception,
+        known: _KnownMessages,
+        group: Sequence[ParsedMessage | Exception],
+    ) -> bool:
+        """A new complaint that needs no lookup: it can only open a new ticket."""
+        if isinstance(parsed, Exception) or parsed.from_addr is None:
+            return False
+        if parsed.in_reply_to or parsed.references or known.get(parsed.message_id):
+            return False
+        if any(not isinstance(m, Exception) and m.message_id == parsed.message_id for m in group):
+            return False
+        kind = classify_mail(parsed, self._config.own_addresses, self._config.loop_value)
+        if kind not in (MailKind.CUSTOMER, MailKind.LIST):
+            return False
+        return parse_ticket_tag(parsed.subject, self._config.ticket_prefix) is None
+
+    def _store_group(
+        self,
+        session: Session,
+        items: Sequence[tuple[bytes, MailSource | None]],
+        parsed: Sequence[ParsedMessage | Exception],
+        group: Sequence[int],
+        results: list[IngestResult | None],
+        known: _KnownMessages,
+    ) -> None:
+        """Insert a group of fresh complaints with one flush; isolate them on failure."""
+        if not group:
+            return
+        try:
+            with session.begin_nested():
+                created = [
+                    self._stage_new_ticket(session, items[i][0], parsed[i], items[i][1])
+                    for i in group
+                ]
+                session.flush()
+                for ticket, message in created:
+                    ticket.ref = format_ticket_ref(ticket.id, self._config.ticket_prefix)
+                    known.add(message)
+                session.flush()
+        except OperationalError:
+            raise
+        except Exception:
+            logger.warning("a group insert failed; storing its %d mails one by one", len(group))
+            for i in group:
+                raw, source = items[i]
+                results[i] = replace(
+                    self._ingest_isolated(session, raw, parsed[i], source, known), source=source
+                )
+            return
+        for i, (ticket, message) in zip(group, created, strict=True):
+            results[i] = IngestResult(
+                IngestOutcome.CREATED,
+                ticket_ref=ticket.ref,
+                message_pk=message.id,
+                source=items[i][1],
+            )
+
+    def _stage_new_ticket(
+        self,
+        session: Session,
+        raw: bytes,
+        parsed: ParsedMessage | Exception,
+        source: MailSource | None,
+    ) -> tuple[Ticket, Message]:
+        assert not isinstance(parsed, Exception) and parsed.from_addr is not None
+        now = self._clock()
+        kind = classify_mail(parsed, self._config.own_addresses, self._config.loop_value)
+        sender = parsed.from_addr.email
+        message = _new_message(parsed, kind, parsed.message_id, _fingerprint(parsed), now)
+        message.raw = RawMessage(
+            sha256=hashlib.sha256(raw).hexdigest(), size=len(raw), data=raw, received_at=now
+        )
         if source is not None:
-            receipt = session.scalars(
-                select(MailboxReceipt).where(
-                    MailboxReceipt.mailbox == source.mailbox,
-                    MailboxReceipt.uidvalidity == source.uidvalidity,
-                    MailboxReceipt.uid == source.uid,
-                )
-            ).first()
-            if receipt is not None:
-                return IngestResult(
-                    IngestOutcome.ALREADY_STORED,
-                    message_pk=receipt.message_pk,
-                    quarantine_id=receipt.quarantine_id,
-                    leave_on_server=receipt.leave_on_server,
-                )
+            message.mailbox, message.uidvalidity, message.uid = (
+                source.mailbox,
+                source.uidvalidity,
+                source.uid,
+            )
+            session.add(_receipt(source, now, message=message))
+        ticket = self._new_ticket(parsed, sender, source, now)
+        message.ticket = ticket
+        session.add(message)
+        reason = "no reference to an existing ticket"
+        session.add(
+            _event(ticket, now, "created", sender, {"reason": reason, "mailbox": ticket.mailbox})
+        )
+        return ticket, message
+
+    def _ingest_isolated(
+        self,
+        session: Session,
+        raw: bytes,
+        parsed: ParsedMessage | Exception,
+        source: MailSource | None,
+        known: _KnownMessages,
+    ) -> IngestResult:
+        if isinstance(parsed, Exception):
+            with session.begin_nested():
+                return self._quarantine(session, raw, source, "error", _describe(parsed))
         for attempt in (1, 2):
             try:
                 with session.begin_nested():
-                    return self._store(session, raw, source, None)
+                    return self._store(session, raw, parsed, source, None, known)
             except IntegrityError:
                 # Another instance stored the same mail between our check and
                 # our insert; the second pass finds its row and records a duplicate.
+                known.reload(session, parsed.message_id)
                 if attempt == 2:
                     raise
             except _RejectionError as exc:
@@ -231,14 +366,13 @@ class IntakeService:
         self,
         session: Session,
         raw: bytes,
+        parsed: ParsedMessage,
         source: MailSource | None,
         raw_row: RawMessage | None,
+        known: _KnownMessages,
     ) -> IngestResult:
-        parsed = parse_message(raw, own_loop_header_value=self._config.loop_value)
         fingerprint = _fingerprint(parsed)
-        existing = session.scalars(
-            select(Message).where(Message.message_id == parsed.message_id)
-        ).all()
+        existing = known.get(parsed.message_id)
         same = next((m for m in existing if m.fingerprint == fingerprint), None)
         if same is not None:
             return self._record_duplicate(session, same, source)
@@ -258,32 +392,34 @@ class IntakeService:
             )
 
         now = self._clock()
-        if raw_row is None:
-            raw_row = RawMessage(
-                sha256=hashlib.sha256(raw).hexdigest(), size=len(raw), data=raw, received_at=now
-            )
-            session.add(raw_row)
-            session.flush()
-        if match.ticket_id is None:
-            ticket = self._open_ticket(session, parsed, sender, source, now, match)
-            outcome = IngestOutcome.CREATED
-        else:
-            ticket = session.get_one(Ticket, match.ticket_id)
-            outcome = IngestOutcome.ADDED
-        message = self._add_message(session, ticket, parsed, kind, dedup_key, fingerprint, now)
-        message.raw_id = raw_row.id
+        message = _new_message(parsed, kind, dedup_key, fingerprint, now)
+        message.raw = raw_row or RawMessage(
+            sha256=hashlib.sha256(raw).hexdigest(), size=len(raw), data=raw, received_at=now
+        )
         if source is not None:
             message.mailbox, message.uidvalidity, message.uid = (
                 source.mailbox,
                 source.uidvalidity,
                 source.uid,
             )
-        session.flush()
-        if outcome is IngestOutcome.ADDED:
+            session.add(_receipt(source, now, message=message))
+        if match.ticket_id is None:
+            ticket = self._new_ticket(parsed, sender, source, now)
+            message.ticket = ticket
+            outcome = IngestOutcome.CREATED
+        else:
+            ticket = session.get_one(Ticket, match.ticket_id)
+            message.ticket_id = ticket.id
+            outcome = IngestOutcome.ADDED
+        session.add(message)
+        session.flush()  # one round of INSERTs for raw, ticket, message, attachments, receipt
+        known.add(message)
+        if outcome is IngestOutcome.CREATED:
+            ticket.ref = format_ticket_ref(ticket.id, self._config.ticket_prefix)
+            data = {"reason": match.reason, "mailbox": ticket.mailbox}
+            session.add(_event(ticket, now, "created", sender, data))
+        else:
             self._note_follow_up(session, ticket, parsed, kind, sender, message, match, now)
-        if source is not None:
-            session.add(_receipt(source, now, message_pk=message.id))
-        session.flush()
         return IngestResult(outcome, ticket_ref=ticket.ref, message_pk=message.id)
 
     # -- steps --------------------------------------------------------------
@@ -294,6 +430,9 @@ class IntakeService:
         references = [*parsed.in_reply_to, *reversed(parsed.references)]
         if kind is MailKind.BOUNCE:
             references = [*parsed.bounced_message_ids, *references]
+        tag = parse_ticket_tag(parsed.subject, self._config.ticket_prefix)
+        if not references and tag is None:
+            return TicketMatch(None, "no reference to an existing ticket")
         signed_ids = [ref.ticket_id for ref in verify_references(self._config.secret, references)]
         existing_signed = [
             ticket_id for ticket_id in dict.fromkeys(signed_ids) if session.get(Ticket, ticket_id)
@@ -309,7 +448,6 @@ class IntakeService:
             for ticket_id in rows:
                 if ticket_id is not None:
                     referenced[ticket_id] = self._participants(session, ticket_id)
-        tag = parse_ticket_tag(parsed.subject, self._config.ticket_prefix)
         tagged: tuple[int, frozenset[str]] | None = None
         if tag is not None:
             tagged_id = session.scalars(select(Ticket.id).where(Ticket.ref == tag)).first()
@@ -329,14 +467,8 @@ class IntakeService:
             session.scalars(select(Participant.email).where(Participant.ticket_id == ticket_id))
         )
 
-    def _open_ticket(
-        self,
-        session: Session,
-        parsed: ParsedMessage,
-        sender: str,
-        source: MailSource | None,
-        now: datetime,
-        match: TicketMatch,
+    def _new_ticket(
+        self, parsed: ParsedMessage, sender: str, source: MailSource | None, now: datetime
     ) -> Ticket:
         assert parsed.from_addr is not None
         ticket = Ticket(
@@ -350,16 +482,10 @@ class IntakeService:
             created_at=now,
             updated_at=now,
         )
-        session.add(ticket)
-        session.flush()
-        ticket.ref = format_ticket_ref(ticket.id, self._config.ticket_prefix)
-        for email, role in self._new_participants(parsed, sender):
-            session.add(Participant(ticket_id=ticket.id, email=email, role=role))
-        session.add(
-            _event(
-                ticket, now, "created", sender, {"reason": match.reason, "mailbox": ticket.mailbox}
-            )
-        )
+        ticket.participants = [
+            Participant(email=email, role=role)
+            for email, role in self._new_participants(parsed, sender)
+        ]
         return ticket
 
     def _new_participants(self, parsed: ParsedMessage, sender: str) -> list[tuple[str, str]]:
@@ -368,49 +494,6 @@ class IntakeService:
             if address.email not in self._config.own_addresses and address.email != sender:
                 people.append((address.email, "cc"))
         return list(dict(people).items())
-
-    def _add_message(
-        self,
-        session: Session,
-        ticket: Ticket,
-        parsed: ParsedMessage,
-        kind: MailKind,
-        dedup_key: str,
-        fingerprint: str,
-        now: datetime,
-    ) -> Message:
-        message = Message(
-            ticket_id=ticket.id,
-            direction="in",
-            kind=kind.value,
-            message_id=parsed.message_id,
-            dedup_key=dedup_key,
-            fingerprint=fingerprint,
-            in_reply_to=list(parsed.in_reply_to),
-            references=list(parsed.references),
-            from_email=parsed.from_addr.email if parsed.from_addr else None,
-            from_name=parsed.from_addr.name if parsed.from_addr else "",
-            to=[address.email for address in parsed.to],
-            cc=[address.email for address in parsed.cc],
-            subject=parsed.subject,
-            text=parsed.text,
-            full_text=parsed.full_text,
-            date=parsed.date,
-            received_at=now,
-        )
-        session.add(message)
-        session.flush()
-        for item in parsed.attachments:
-            session.add(
-                Attachment(
-                    message_pk=message.id,
-                    filename=item.filename,
-                    content_type=item.content_type,
-                    size=item.size,
-                    sha256=item.sha256,
-                )
-            )
-        return message
 
     def _note_follow_up(
         self,
@@ -438,7 +521,7 @@ class IntakeService:
                     session.add(Participant(ticket_id=ticket.id, email=email, role=role))
 
     def _record_duplicate(
-        self, session: Session, message: Message, source: MailSource | None
+        self, session: Session, message: _KnownMessage, source: MailSource | None
     ) -> IngestResult:
         now = self._clock()
         ticket = session.get(Ticket, message.ticket_id) if message.ticket_id else None
@@ -497,11 +580,12 @@ def _receipt(
     source: MailSource,
     now: datetime,
     *,
+    message: Message | None = None,
     message_pk: int | None = None,
     quarantine_id: int | None = None,
     leave_on_server: bool = False,
 ) -> MailboxReceipt:
-    return MailboxReceipt(
+    receipt = MailboxReceipt(
         mailbox=source.mailbox,
         uidvalidity=source.uidvalidity,
         uid=source.uid,
@@ -510,10 +594,112 @@ def _receipt(
         leave_on_server=leave_on_server,
         stored_at=now,
     )
+    if message is not None:
+        receipt.message = message
+    return receipt
+
+
+def _receipt_for(
+    receipts: dict[tuple[str, int, int], MailboxReceipt], source: MailSource | None
+) -> MailboxReceipt | None:
+    if source is None:
+        return None
+    return receipts.get((source.mailbox, source.uidvalidity, source.uid))
+
+
+def _already_stored(receipt: MailboxReceipt, source: MailSource | None) -> IngestResult:
+    return IngestResult(
+        IngestOutcome.ALREADY_STORED,
+        message_pk=receipt.message_pk,
+        quarantine_id=receipt.quarantine_id,
+        leave_on_server=receipt.leave_on_server,
+        source=source,
+    )
+
+
+def _new_message(
+    parsed: ParsedMessage, kind: MailKind, dedup_key: str, fingerprint: str, now: datetime
+) -> Message:
+    message = Message(
+        direction="in",
+        kind=kind.value,
+        message_id=parsed.message_id,
+        dedup_key=dedup_key,
+        fingerprint=fingerprint,
+        in_reply_to=list(parsed.in_reply_to),
+        references=list(parsed.references),
+        from_email=parsed.from_addr.email if parsed.from_addr else None,
+        from_name=parsed.from_addr.name if parsed.from_addr else "",
+        to=[address.email for address in parsed.to],
+        cc=[address.email for address in parsed.cc],
+        subject=parsed.subject,
+        text=parsed.text,
+        full_text=parsed.full_text,
+        date=parsed.date,
+        received_at=now,
+    )
+    message.attachments = [
+        Attachment(
+            filename=item.filename,
+            content_type=item.content_type,
+            size=item.size,
+            sha256=item.sha256,
+        )
+        for item in parsed.attachments
+    ]
+    return message
+
+
+@dataclass(frozen=True, slots=True)
+class _KnownMessage:
+    id: int
+    ticket_id: int | None
+    fingerprint: str
+
+
+class _KnownMessages:
+    """Messages already stored, by Message-ID, for the mails of one batch.
+
+    Loaded with one query per batch instead of one per mail, and kept up to
+    date as the batch inserts, so the same mail twice in one batch is caught.
+    """
+
+    def __init__(self, by_id: dict[str, list[_KnownMessage]]) -> None:
+        self._by_id = by_id
+
+    @classmethod
+    def load(cls, session: Session, parsed: Sequence[ParsedMessage]) -> _KnownMessages:
+        known = cls({})
+        ids = list({mail.message_id for mail in parsed})
+        for start in range(0, len(ids), 500):
+            known._query(session, ids[start : start + 500])
+        return known
+
+    def _query(self, session: Session, message_ids: Sequence[str]) -> None:
+        rows = session.execute(
+            select(Message.id, Message.ticket_id, Message.fingerprint, Message.message_id).where(
+                Message.message_id.in_(message_ids)
+            )
+        )
+        for pk, ticket_id, fingerprint, message_id in rows:
+            entries = self._by_id.setdefault(message_id, [])
+            if all(entry.id != pk for entry in entries):
+                entries.append(_KnownMessage(pk, ticket_id, fingerprint))
+
+    def reload(self, session: Session, message_id: str) -> None:
+        self._by_id.pop(message_id, None)
+        self._query(session, [message_id])
+
+    def get(self, message_id: str) -> list[_KnownMessage]:
+        return self._by_id.get(message_id, [])
+
+    def add(self, message: Message) -> None:
+        entry = _KnownMessage(message.id, message.ticket_id, message.fingerprint)
+        self._by_id.setdefault(message.message_id, []).append(entry)
 
 
 def _event(ticket: Ticket, now: datetime, kind: str, actor: str, data: dict[str, Any]) -> Event:
-    return Event(ticket_id=ticket.id, at=now, kind=kind, actor=actor, data=data)
+    return Event(ticket=ticket, at=now, kind=kind, actor=actor, data=data)
 
 
 def _quarantine_entry(

@@ -177,6 +177,7 @@ class Message(Base):
     uid: Mapped[int | None] = mapped_column(BigInteger)
 
     ticket: Mapped[Ticket | None] = relationship(back_populates="messages")
+    raw: Mapped[RawMessage | None] = relationship(lazy="raise_on_sql")
     attachments: Mapped[list[Attachment]] = relationship(
         back_populates="message", lazy="raise_on_sql", cascade="all, delete-orphan"
     )
@@ -211,6 +212,8 @@ class Event(Base):
     actor: Mapped[str] = mapped_column(String(320), default="system")
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
+    ticket: Mapped[Ticket] = relationship(lazy="raise_on_sql")
+
 
 class MailboxReceipt(Base):
     """Proof that (mailbox, UIDVALIDITY, UID) was stored: the key of exactly-once intake."""
@@ -226,6 +229,7 @@ class MailboxReceipt(Base):
     quarantine_id: Mapped[int | None] = mapped_column(
         ForeignKey("quarantine.id", ondelete="SET NULL")
     )
+    message: Mapped[Message | None] = relationship(lazy="raise_on_sql")
     leave_on_server: Mapped[bool] = mapped_column(default=False)
     """True when the mail must stay where it is (e.g. too large to store)."""
     stored_at: Mapped[datetime]

@@ -1,7 +1,8 @@
 """Shared fixtures: real loopback servers for IMAP, SMTP and PostgreSQL, and SQLite URLs.
 
 IMAP is a private Dovecot when the binary is installed, else pymap; set
-``COMPLAINTD_REQUIRE_DOVECOT=1`` to make a missing Dovecot an error instead.
+``COMPLAINTD_REQUIRE_DOVECOT=1`` to make a missing Dovecot an error instead,
+or ``COMPLAINTD_TEST_IMAP=pymap`` to test against pymap (the demo's server).
 PostgreSQL tests are skipped when the server binaries are missing, unless
 ``COMPLAINTD_REQUIRE_POSTGRES=1`` (CI sets both).
 """
@@ -84,11 +85,13 @@ def imap_server() -> Iterator[ImapService]:
     Mail in this account is shared by every test in the session; use the
     ``mailbox`` fixture for an account of your own.
     """
-    if dovecot_available():
+    # COMPLAINTD_TEST_IMAP=pymap runs the suite against the demo's server.
+    forced_pymap = os.environ.get("COMPLAINTD_TEST_IMAP", "").strip().lower() == "pymap"
+    if dovecot_available() and not forced_pymap:
         with DovecotServer(users=dict([_FIRST_USER])) as dovecot:
             yield _dovecot_service(dovecot)
         return
-    if _required("COMPLAINTD_REQUIRE_DOVECOT"):
+    if _required("COMPLAINTD_REQUIRE_DOVECOT") and not forced_pymap:
         pytest.fail(
             "COMPLAINTD_REQUIRE_DOVECOT is set but Dovecot is not usable here "
             "(install dovecot-imapd; as root a 'dovecot' OS user is needed too)"

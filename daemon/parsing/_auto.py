@@ -80,7 +80,9 @@ def classify_automatic(
     is_dsn = is_report and report_type == "delivery-status"
     localpart = from_addr.email.split("@", 1)[0] if from_addr else ""
     from_daemon = localpart in _DAEMON_LOCALPARTS and bounce_subject
-    empty_return_path = any(unfold(v).replace(" ", "").strip() == "<>" for v in headers.all("return-path"))
+    empty_return_path = any(
+        unfold(value).replace(" ", "").strip() == "<>" for value in headers.all("return-path")
+    )
     null_sender_dsn = empty_return_path and (body.has_delivery_status or bounce_subject)
     is_bounce = is_dsn or from_daemon or null_sender_dsn
 
@@ -113,6 +115,7 @@ def classify_automatic(
 
 
 def _auto_submitted(headers: RawHeaders, subject: str, *, is_mdn: bool) -> str | None:
+    """The first of the signs of automatic mail that fires, named, or None."""
     # Read receipts first: they often also carry Auto-Submitted, but callers want to
     # tell them apart from vacation replies.
     if is_mdn:
@@ -126,9 +129,12 @@ def _auto_submitted(headers: RawHeaders, subject: str, *, is_mdn: bool) -> str |
     for name in ("x-autoreply", "x-autorespond", "x-autoresponder"):
         if headers.has(name) and _token(_value(headers, name)) not in _FALSE_VALUES:
             return name
-    auto_reply_subject = _AUTO_REPLY_SUBJECT_RE.search(subject) is not None
-    if headers.has("x-auto-response-suppress") and auto_reply_subject:
+    if headers.has("x-auto-response-suppress") and _AUTO_REPLY_SUBJECT_RE.search(subject):
         return "x-auto-response-suppress"
+    return _bulk_or_generated(headers)
+
+
+def _bulk_or_generated(headers: RawHeaders) -> str | None:
     precedence = _token(_value(headers, "precedence"))
     if precedence in _PRECEDENCE_AUTO:
         return f"precedence:{precedence}"

@@ -128,7 +128,7 @@ class _Walker:
             return []
         try:
             return self._walk(part, depth)
-        except Exception as exc:  # noqa: BLE001 - one broken part must not lose the mail
+        except Exception as exc:  # one broken part must not lose the mail
             self.result.defects.append(f"MIME part skipped: {type(exc).__name__}")
             return []
 
@@ -229,6 +229,8 @@ class _Walker:
             if data is None:
                 data = _serialize(inner)
             subject = single_line(headers.text("subject", []) or "", 200)
+            # A slash in a subject is text, not a path: keep both sides of it.
+            subject = subject.replace("/", "_").replace("\\", "_")
         name = _sanitize_filename(filename or "") or _sanitize_filename(subject)
         name = name or "forwarded-message"
         if "." not in name.rsplit(" ", 1)[-1] or not filename:
@@ -239,14 +241,12 @@ class _Walker:
         try:
             headers = BytesHeaderParser(policy=email_policy.compat32).parsebytes(data)
             value = headers.get("message-id")
-        except Exception:  # noqa: BLE001 - evidence for a bounce, nothing more
+        except Exception:  # evidence for a bounce, nothing more
             return
         if value is not None:
             self.result.returned_ids.extend(message_ids(str(value), single=True))
 
-    def _attach(
-        self, part: Message, ctype: str, data: bytes, filename: str | None = None
-    ) -> None:
+    def _attach(self, part: Message, ctype: str, data: bytes, filename: str | None = None) -> None:
         if ctype == "message/delivery-status":
             self.result.has_delivery_status = True
         elif ctype == "message/disposition-notification":
@@ -332,7 +332,7 @@ def _html_to_text(html: str, defects: list[str]) -> str:
         return ""
     try:
         text = inscriptis.get_text(html)
-    except Exception:  # noqa: BLE001 - lxml rejects some inputs; a crude text is better than none
+    except Exception:  # lxml rejects some inputs; a crude text is better than none
         defects.append("HTML could not be converted by inscriptis; tags stripped")
         text = html_module.unescape(_TAG_RE.sub(" ", _DROPPED_ELEMENTS_RE.sub(" ", html)))
     return clean_body(text)
@@ -341,7 +341,7 @@ def _html_to_text(html: str, defects: list[str]) -> str:
 def _content_type(part: Message) -> str:
     try:
         ctype = part.get_content_type()
-    except Exception:  # noqa: BLE001 - policy.default raises on some malformed values
+    except Exception:  # policy.default raises on some malformed values
         raw = RawHeaders(part).first("content-type") or ""
         token = unfold(raw).split(";", 1)[0].strip().lower()
         ctype = token if re.fullmatch(r"[\w.+-]+/[\w.+-]+", token) else "text/plain"
@@ -351,7 +351,7 @@ def _content_type(part: Message) -> str:
 def _disposition(part: Message) -> str | None:
     try:
         return part.get_content_disposition()
-    except Exception:  # noqa: BLE001 - fall back to the first token of the raw value
+    except Exception:  # fall back to the first token of the raw value
         raw = RawHeaders(part).first("content-disposition")
         if raw is None:
             return None
@@ -361,7 +361,7 @@ def _disposition(part: Message) -> str | None:
 def _charset(part: Message) -> str | None:
     try:
         charset = part.get_content_charset()
-    except Exception:  # noqa: BLE001 - fall back to a plain search of the raw value
+    except Exception:  # fall back to a plain search of the raw value
         charset = None
         raw = RawHeaders(part).first("content-type")
         if raw:
@@ -382,7 +382,7 @@ def _filename(part: Message, hint: str | None) -> str | None:
     if not any(has_surrogates(raw) for raw in raws):
         try:
             name = part.get_filename()
-        except Exception:  # noqa: BLE001 - malformed parameters make policy.default raise
+        except Exception:  # malformed parameters make policy.default raise
             name = None
     if name is None or "\ufffd" in name:
         # 8-bit bytes, a charset that does not fit, or a parse error: compat32 hands
@@ -403,16 +403,17 @@ def _compat32_filename(raws: list[str], hint: str | None) -> str | None:
     for header, raw in zip(("content-disposition", "content-type"), raws, strict=True):
         if not raw:
             continue
-        value = unfold(raw)
-        if has_surrogates(value):
+        text = unfold(raw)
+        if has_surrogates(text):
             # compat32 would turn raw 8-bit bytes into U+FFFD; decode them first.
-            value = decode_header_bytes(value.encode("utf-8", "surrogateescape"), hint=hint)
-        legacy[header] = value
+            text = decode_header_bytes(text.encode("utf-8", "surrogateescape"), hint=hint)
+        legacy[header] = text
+    value: object
     try:
         value = legacy.get_param("filename", header="content-disposition")
         if value is None:
             value = legacy.get_param("name", header="content-type")
-    except Exception:  # noqa: BLE001 - give up on the name, keep the attachment
+    except Exception:  # give up on the name, keep the attachment
         return None
     if isinstance(value, tuple):
         # RFC 2231: (charset, language, %-decoded text with one character per byte).
@@ -458,8 +459,10 @@ def _type_for_filename(name: str) -> str:
     if not dot:
         return "application/octet-stream"
     ext = "." + ext.lower()
-    return mimetypes.types_map.get(ext) or mimetypes.common_types.get(ext) or (
-        "application/octet-stream"
+    return (
+        mimetypes.types_map.get(ext)
+        or mimetypes.common_types.get(ext)
+        or "application/octet-stream"
     )
 
 
@@ -474,7 +477,7 @@ def _payload_bytes(part: Message, defects: list[str]) -> bytes:
     """The part's decoded bytes, also when the transfer encoding is written oddly."""
     try:
         data = part.get_payload(decode=True)
-    except Exception:  # noqa: BLE001 - fall back to the raw payload
+    except Exception:  # fall back to the raw payload
         data = None
     if not isinstance(data, bytes):
         raw = part.get_payload()
@@ -484,7 +487,7 @@ def _payload_bytes(part: Message, defects: list[str]) -> bytes:
     if cte in _DECODED_CTES:
         try:
             understood = str(part.get("content-transfer-encoding", "")).lower()
-        except Exception:  # noqa: BLE001 - then the library surely did not decode it
+        except Exception:  # then the library surely did not decode it
             understood = ""
         if understood != cte:
             # "Base64 " or "base64; x" defeat the library's exact comparison and it
@@ -538,13 +541,19 @@ def _decode_uu_lines(block: str) -> bytes | None:
 def _serialize(msg: Message) -> bytes:
     """Bytes of a nested message, for its size and hash; never raises."""
     for serializer_policy in (email_policy.compat32, email_policy.default):
-        try:
-            buffer = io.BytesIO()
-            BytesGenerator(buffer, mangle_from_=False, policy=serializer_policy).flatten(msg)
-            return buffer.getvalue()
-        except Exception:  # noqa: BLE001 - try the next serializer
-            continue
+        data = _flatten(msg, serializer_policy)
+        if data is not None:
+            return data
     try:
         return str(msg).encode("utf-8", "surrogateescape")
-    except Exception:  # noqa: BLE001 - size 0 beats losing the mail
+    except Exception:  # size 0 beats losing the mail
         return b""
+
+
+def _flatten(msg: Message, serializer_policy: email_policy.Policy) -> bytes | None:
+    try:
+        buffer = io.BytesIO()
+        BytesGenerator(buffer, mangle_from_=False, policy=serializer_policy).flatten(msg)
+    except Exception:  # the caller tries the next serializer
+        return None
+    return buffer.getvalue()

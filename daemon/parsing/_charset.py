@@ -77,7 +77,7 @@ def _detect(data: bytes) -> str | None:
     """Best guess of the charset of ``data`` by charset_normalizer, or None."""
     try:
         best = charset_normalizer.from_bytes(data[:_DETECT_SAMPLE]).best()
-    except Exception:  # noqa: BLE001 - a detector bug must not break parsing
+    except Exception:  # a detector bug must not break parsing
         return None
     if best is None:
         return None
@@ -103,14 +103,7 @@ def decode_body_bytes(
     label = (declared or "").strip().strip("\"'").lower()
     codec = _codec_name(label)
     if data.isascii() and (codec is None or label in _ASCII_LABELS):
-        # 7-bit data without a 7-bit-specific charset: ISO-2022-JP still shows by its
-        # escape sequences, everything else is plain ASCII.
-        if b"\x1b$" in data:
-            try:
-                return data.decode("iso2022_jp"), None
-            except UnicodeDecodeError:
-                pass
-        return data.decode("ascii"), None
+        return _decode_seven_bit(data), None
     note: str | None = None
     if codec is not None and label not in _ASCII_LABELS:
         if label in _LATIN1_LABELS:
@@ -127,6 +120,19 @@ def decode_body_bytes(
     else:
         note = "body has 8-bit bytes but no charset; detected"
     return _decode_undeclared(data, hint), note
+
+
+def _decode_seven_bit(data: bytes) -> str:
+    """7-bit data without a 7-bit-specific charset: ASCII, unless ISO-2022-JP escapes show."""
+    if b"\x1b$" in data:
+        text = _iso2022jp(data)
+        if text is not None:
+            return text
+    return data.decode("ascii")
+
+
+def _iso2022jp(data: bytes) -> str | None:
+    return _try_decode(data, "iso2022_jp") or _iso2022jp_via_cp932(data)
 
 
 def _hint_codecs(hint: str | None) -> tuple[str, ...]:
@@ -178,10 +184,8 @@ def _iso2022jp_via_cp932(data: bytes) -> str | None:
             lead = ((byte - 0x21) >> 1) + 0x81
             if lead > 0x9F:
                 lead += 0x40
-            if byte & 1:
-                trail = second + (0x1F if second < 0x60 else 0x20)
-            else:
-                trail = second + 0x7E
+            # Odd JIS rows map to the lower half of a Shift_JIS row, even ones above it.
+            trail = second + 0x1F + (second >= 0x60) if byte & 1 else second + 0x7E
             out += bytes((lead, trail))
             i += 2
             continue

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from email.header import decode_header, make_header
 from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
+from typing import Any
 
 from daemon.parsing._charset import decode_header_bytes
 from daemon.parsing._clean import has_surrogates, single_line
@@ -43,7 +44,7 @@ class RawHeaders:
         self._values: dict[str, list[str]] = {}
         try:
             items = list(msg.raw_items())
-        except Exception:  # noqa: BLE001 - a broken message still gets parsed
+        except Exception:  # a broken message still gets parsed
             items = []
         for name, value in items:
             if not isinstance(name, str) or not isinstance(value, str):
@@ -74,9 +75,8 @@ class RawHeaders:
             return None
         if not has_surrogates(raw):
             try:
-                parsed = self._msg.policy.header_fetch_parse(name, raw)  # type: ignore[attr-defined]
-                text = str(parsed)
-            except Exception:  # noqa: BLE001 - malformed headers make policy.default raise
+                text = str(self._msg.policy.header_fetch_parse(name, raw))
+            except Exception:  # malformed headers make policy.default raise
                 defects.append(f"{name}: policy.default could not parse it; decoded by hand")
             else:
                 if not _needs_own_decoding(text, raw):
@@ -96,16 +96,17 @@ class RawHeaders:
     def _addresses_of(self, name: str, raw: str, defects: list[str]) -> list[Address]:
         if not has_surrogates(raw):
             try:
-                parsed = self._msg.policy.header_fetch_parse(name, raw)  # type: ignore[attr-defined]
+                # An AddressHeader, though typeshed calls the result str.
+                parsed: Any = self._msg.policy.header_fetch_parse(name, raw)
                 pairs = [(a.display_name, a.addr_spec) for a in parsed.addresses]
-            except Exception:  # noqa: BLE001 - malformed headers make policy.default raise
+            except Exception:  # malformed headers make policy.default raise
                 defects.append(f"{name}: policy.default could not parse it; parsed by hand")
             else:
                 names_ok = not any(_needs_own_decoding(display, raw) for display, _ in pairs)
                 if names_ok and (pairs or "@" not in raw):
                     if "(" in raw and any(not display for display, _ in pairs):
                         pairs = _names_from_comments(raw, pairs)
-                    return _to_addresses(pairs, self._hint)
+                    return _to_addresses(_split_bare_name(raw, pairs), self._hint)
         return _to_addresses(_fallback_pairs(raw, name, defects, self._hint), self._hint)
 
 
@@ -145,7 +146,7 @@ def decode_raw_text(raw: str, name: str, defects: list[str], hint: str | None = 
     # only its result without replacement characters is taken.
     try:
         decoded = str(make_header(decode_header(text)))
-    except Exception:  # noqa: BLE001 - unknown charsets, bad base64, mixed 8-bit text
+    except Exception:  # unknown charsets, bad base64, mixed 8-bit text
         decoded = ""
     if decoded and "\ufffd" not in decoded:
         return decoded
@@ -186,10 +187,11 @@ def _decode_word(match: re.Match[str]) -> str:
 
 def _to_addresses(pairs: list[tuple[str, str]], hint: str | None) -> list[Address]:
     result: list[Address] = []
-    for display, addr in pairs:
+    for display, raw_addr in pairs:
+        addr = raw_addr or ""
         if has_surrogates(addr):
             addr = decode_header_bytes(addr.encode("utf-8", "surrogateescape"), hint=hint)
-        email = _EMAIL_JUNK_RE.sub("", addr or "").lower()[:_MAX_EMAIL]
+        email = _EMAIL_JUNK_RE.sub("", addr).lower()[:_MAX_EMAIL]
         if not email or email == "@":
             continue
         name = display or ""
@@ -205,16 +207,31 @@ def _fallback_pairs(
     text = _raw_to_str(unfold(raw), name, defects, hint)
     try:
         return [(display, addr) for display, addr in getaddresses([text]) if addr]
-    except Exception:  # noqa: BLE001 - getaddresses on hostile input is best effort
+    except Exception:  # getaddresses on hostile input is best effort
         defects.append(f"{name}: no address could be parsed")
         return []
+
+
+def _split_bare_name(raw: str, pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Read ``Jane Doe jane@example.com`` (no angle brackets) as name plus address.
+
+    The parser makes a quoted local part with spaces of it, which no mail server
+    would accept; the writer evidently meant a display name.
+    """
+    if len(pairs) != 1 or "<" in raw or not any(c.isspace() or c == '"' for c in pairs[0][1]):
+        return pairs
+    tokens = unfold(raw).split()
+    at = [index for index, token in enumerate(tokens) if "@" in token]
+    if len(at) != 1 or at[0] != len(tokens) - 1:
+        return pairs
+    return [(" ".join(tokens[:-1]).strip('"'), tokens[-1])]
 
 
 def _names_from_comments(raw: str, pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """Fill empty display names from old-style comments: ``a@b.example (Jane Doe)``."""
     try:
         by_addr = {addr.lower(): display for display, addr in getaddresses([unfold(raw)])}
-    except Exception:  # noqa: BLE001 - comments are a nicety only
+    except Exception:  # comments are a nicety only
         return pairs
     return [(display or by_addr.get(addr.lower(), ""), addr) for display, addr in pairs]
 

@@ -44,7 +44,7 @@ def parse_message(raw: bytes, *, own_loop_header_value: str | None = None) -> Pa
     defects: list[str] = []
     try:
         return _parse(data, own_loop_header_value, defects)
-    except Exception as exc:  # noqa: BLE001 - the caller's loop must never see a parse error
+    except Exception as exc:  # the caller's loop must never see a parse error
         defects.append(f"parser failure ({type(exc).__name__}); minimal result returned")
         return _minimal(data, defects)
 
@@ -87,7 +87,7 @@ def _parse(data: bytes, own_loop: str | None, defects: list[str]) -> ParsedMessa
         defects.append(f"only the first {MAX_PROCESSED} characters were reply-stripped")
     try:
         text = strip_quoted_and_signature(full_text[:MAX_PROCESSED])
-    except Exception as exc:  # noqa: BLE001 - the whole body beats no parse at all
+    except Exception as exc:  # the whole body beats no parse at all
         defects.append(f"reply stripping failed ({type(exc).__name__}); full text kept")
         text = full_text[:MAX_PROCESSED]
 
@@ -156,19 +156,28 @@ def _build(
 
 
 def _sender(headers: RawHeaders, defects: list[str]) -> Address | None:
-    """From, or the first header that can stand in for a missing or empty From."""
+    """From, or the first header that can stand in for a missing or unusable From.
+
+    A From without a domain (``MAILER-DAEMON``) is kept only when no other header
+    offers a complete address.
+    """
     found = headers.addresses("from", defects)
-    if found:
-        if len(found) > 1:
-            defects.append("From has several addresses; the first is used")
+    if len(found) > 1:
+        defects.append("From has several addresses; the first is used")
+    if found and "@" in found[0].email:
         return found[0]
-    defects.append("From missing or without an address" if headers.has("from") else "From missing")
+    if found:
+        defects.append("From address has no domain")
+    else:
+        defects.append(
+            "From missing or without an address" if headers.has("from") else "From missing"
+        )
     for name, label in _FROM_FALLBACKS:
-        found = headers.addresses(name, defects)
-        if found:
+        candidates = [a for a in headers.addresses(name, defects) if "@" in a.email]
+        if candidates:
             defects.append(f"sender taken from {label}")
-            return found[0]
-    return None
+            return candidates[0]
+    return found[0] if found else None
 
 
 def _charset_hint(msg: Message) -> str | None:
@@ -193,7 +202,7 @@ def _charset_hint(msg: Message) -> str | None:
             charset = usable_charset(match.group(1)) if match else None
             if charset and charset not in ("ascii", "utf-8"):
                 return charset
-    except Exception:  # noqa: BLE001 - a hint is optional
+    except Exception:  # a hint is optional
         return None
     return None
 
@@ -201,7 +210,7 @@ def _charset_hint(msg: Message) -> str | None:
 def _top_content_type(msg: Message, headers: RawHeaders) -> tuple[str, str]:
     try:
         content_type = msg.get_content_type().lower()
-    except Exception:  # noqa: BLE001 - a broken Content-Type is treated as text/plain
+    except Exception:  # a broken Content-Type is treated as text/plain
         content_type = "text/plain"
     if content_type != "multipart/report":
         return content_type, ""
@@ -219,7 +228,7 @@ def _library_defects(msg: Message) -> list[str]:
                 name = type(defect).__name__
                 if name not in names:
                     names.append(name)
-    except Exception:  # noqa: BLE001 - defects are informative only
+    except Exception:  # defects are informative only
         return names
     return [f"email package: {name}" for name in names]
 

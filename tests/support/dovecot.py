@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import grp
 import ipaddress
 import os
 import pwd
@@ -55,9 +56,7 @@ def dovecot_available() -> bool:
         except KeyError:
             return False
     try:
-        result = subprocess.run(
-            [binary, "--version"], capture_output=True, timeout=10, check=False
-        )
+        result = subprocess.run([binary, "--version"], capture_output=True, timeout=10, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return False
     return result.returncode == 0
@@ -111,9 +110,7 @@ def _cert_with_cryptography(cert_path: Path, key_path: Path, host: str) -> None:
             critical=False,
         )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
-        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
@@ -236,11 +233,7 @@ class DovecotServer:
             if pair is not None:
                 self.ca_file, key = pair
                 self.ssl_port = free_port()
-                ssl_lines = (
-                    "ssl = yes\n"
-                    f"ssl_cert = <{self.ca_file}\n"
-                    f"ssl_key = <{key}\n"
-                )
+                ssl_lines = f"ssl = yes\nssl_cert = <{self.ca_file}\nssl_key = <{key}\n"
         self.port = free_port()
         self._write_passwd(self.users)
         (root / "dovecot.conf").write_text(self._config(owner, ssl_lines))
@@ -267,8 +260,10 @@ class DovecotServer:
             else "  inet_listener imaps {\n    port = 0\n  }\n"
         )
         # Without root Dovecot cannot chroot or switch users: run it all as us.
+        group = grp.getgrgid(owner.pw_gid).gr_name
         users = (
             f"default_login_user = {owner.pw_name}\ndefault_internal_user = {owner.pw_name}\n"
+            f"default_internal_group = {group}\n"
             if unprivileged
             else ""
         )

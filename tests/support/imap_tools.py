@@ -114,9 +114,7 @@ def append_many(
         return [_appended_uid(client.append(folder, raw, flags=flag_list)) for raw in raws]
 
 
-def folder_uids(
-    host: str, port: int, user: str, password: str, folder: str = "INBOX"
-) -> list[int]:
+def folder_uids(host: str, port: int, user: str, password: str, folder: str = "INBOX") -> list[int]:
     """All UIDs in ``folder``, ascending."""
     with connect(host, port, user, password) as client:
         client.select_folder(folder, readonly=True)

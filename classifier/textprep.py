@@ -25,7 +25,10 @@ __all__ = ["strip_quoted_and_signature"]
 # Longer input is cut before any pattern runs; the library's patterns are not linear.
 _MAX_CHARS = 1_000_000
 # Quote headers are never this long; longer lines are shortened for detection only.
-_MAX_DETECT_LINE = 1000
+# The library's "wrote" patterns backtrack quadratically on a long line that almost
+# matches, so both this and the number of lines tried are bounded.
+_MAX_DETECT_LINE = 300
+_MAX_HEADER_ATTEMPTS = 200
 # A signature is short; a "closing" followed by more than this is probably not one.
 _MAX_SIGNATURE_LINES = 15
 _MAX_CLOSING_LINE = 60
@@ -91,7 +94,10 @@ _ATTRIBUTION_RE = re.compile(
 )
 _SINGLE_FIELD_RE = re.compile(r"^[>*\s]*[^\s:]{1,20}\s?:\s*\S")
 _SEPARATOR_LINE_RE = re.compile(r"^[\s\-_=*~]+$")
-_CANDIDATE_MARKS = (":", "：", "---", "Original Message")
+# A line can start a quote header only if it is a "Key:" line, ends (or its next line
+# ends) in a colon like "... wrote:", or looks like a separator.
+_KEY_LINE_RE = re.compile(r"^[>* ]*[^\W\d_][^:：\n]{0,30}[:：]")
+_SEPARATOR_HINTS = ("---", "___", "Original", "original", "orward", "Begin", "Anfang", "Début")
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,9 +173,11 @@ def _quote_start(lines: list[str], header: re.Pattern[str]) -> int:
     joined = "\n".join(detect)
     offset = 0
     seen_content = False
+    attempts = 0
     for index, line in enumerate(detect):
         following = detect[index + 1] if index + 1 < len(detect) else ""
-        if line and (_is_candidate(line) or _is_candidate(following)):
+        if line and attempts < _MAX_HEADER_ATTEMPTS and _is_candidate(line, following):
+            attempts += 1
             hit = _GENERIC_SEPARATOR_RE.match(line) is not None
             if not hit:
                 match = header.match(joined, offset)
@@ -182,8 +190,13 @@ def _quote_start(lines: list[str], header: re.Pattern[str]) -> int:
     return len(lines)
 
 
-def _is_candidate(line: str) -> bool:
-    return any(mark in line for mark in _CANDIDATE_MARKS)
+def _is_candidate(line: str, following: str) -> bool:
+    return (
+        line.endswith((":", "："))
+        or following.endswith((":", "："))
+        or _KEY_LINE_RE.match(line) is not None
+        or any(hint in line for hint in _SEPARATOR_HINTS)
+    )
 
 
 def _plausible_header(matched: str) -> bool:

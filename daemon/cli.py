@@ -265,6 +265,10 @@ def _build_parser() -> argparse.ArgumentParser:
     q_list.add_argument("--json", action="store_true", help="print JSON")
     q_retry = add("retry", _cmd_quarantine_retry, "run a quarantined mail again", quarantine)
     q_retry.add_argument("id", type=int, help="the quarantine entry id")
+
+    from daemon.classifier_cli import register_classifier_commands
+
+    register_classifier_commands(commands, tickets, add)
     return parser
 
 

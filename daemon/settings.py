@@ -32,6 +32,7 @@ from daemon.errors import ConfigError
 
 __all__ = [
     "CONFIG_ENV",
+    "ClassifierSettings",
     "DatabaseSettings",
     "IntakeSettings",
     "MailboxSettings",
@@ -184,6 +185,19 @@ class IntakeSettings(_Section):
         return [address.lower() for address in value]
 
 
+class ClassifierSettings(_Section):
+    """``[classifier]``: where models live and when to abstain."""
+
+    model_dir: Path = Path("var/models")
+    """Versioned model folders; share it between hosts that share a database."""
+    abstain_below: Annotated[float, Field(ge=0, le=1)] = 0.35
+    """Below this category confidence the ticket is ``unclassified`` (human triage)."""
+    reload_interval: Annotated[float, Field(gt=0)] = 30.0
+    """Seconds between checks for a newly activated model (hot swap, no restart)."""
+    train_on_first_run: bool = True
+    """Train the default model from training_data/ when no model is active yet."""
+
+
 class LoggingSettings(_Section):
     """``[logging]``."""
 
@@ -198,6 +212,7 @@ class Settings(_Section):
     smtp: SmtpSettings | None = None
     security: SecuritySettings = SecuritySettings()
     intake: IntakeSettings = IntakeSettings()
+    classifier: ClassifierSettings = ClassifierSettings()
     logging: LoggingSettings = LoggingSettings()
     base_dir: Path = Path()
     """Folder relative paths in the file are resolved against (the config's folder)."""

@@ -27,9 +27,11 @@ __all__ = [
     "Attachment",
     "Base",
     "Event",
+    "LabelCorrection",
     "MailboxReceipt",
     "MailboxState",
     "Message",
+    "ModelVersion",
     "Participant",
     "Quarantine",
     "RawMessage",
@@ -273,3 +275,39 @@ class Quarantine(Base):
     resolved_message_pk: Mapped[int | None] = mapped_column(
         ForeignKey("messages.id", ondelete="SET NULL")
     )
+
+
+class ModelVersion(Base):
+    """A trained classifier version; exactly one is active at a time.
+
+    The files live in ``path`` (a skops model, its model card, confusion
+    matrices); ``sha256`` of the model file is checked before loading, so a
+    corrupt or tampered file is refused instead of used.
+    """
+
+    __tablename__ = "model_versions"
+
+    version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    path: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    card: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime]
+    activated_at: Mapped[datetime | None]
+    is_active: Mapped[bool] = mapped_column(default=False, index=True)
+
+
+class LabelCorrection(Base):
+    """A person's correction of a ticket's category or severity; training can learn from it."""
+
+    __tablename__ = "label_corrections"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(
+        ForeignKey("tickets.id", ondelete="CASCADE"), index=True
+    )
+    field: Mapped[str] = mapped_column(String(16))  # category | severity
+    old_value: Mapped[str | None] = mapped_column(String(64))
+    new_value: Mapped[str] = mapped_column(String(64))
+    corrected_by: Mapped[str] = mapped_column(String(320))
+    corrected_at: Mapped[datetime]
+    model_version: Mapped[str | None] = mapped_column(String(64))

@@ -311,3 +311,31 @@ def test_oversized_message_stays_on_the_server_and_is_recorded(
         assert app.run_once()["support"].stored == 0
     finally:
         app.close()
+
+
+@pytest.mark.parametrize("mode", ["ssl", "starttls"])
+def test_tls_modes_verify_the_server_certificate(
+    mode: str, mailbox: ImapAccount, tmp_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if mailbox.ssl_port is None or mailbox.ca_file is None:
+        pytest.skip("this IMAP server offers no TLS (pymap, or no certificate tooling)")
+    _append(mailbox, [complaint()])
+    port = mailbox.ssl_port if mode == "ssl" else mailbox.port
+    entry = mailbox_settings(
+        mailbox, tls=mode, port=port, host="localhost", ca_file=str(mailbox.ca_file)
+    )
+    app = build_app(tmp_db_url, monkeypatch, mailboxes=[(mailbox, entry)])
+    try:
+        assert app.run_once()["support"].stored == 1
+    finally:
+        app.close()
+    # Without our CA the certificate is refused: no silent downgrade to trusting anyone.
+    untrusted = mailbox_settings(mailbox, tls=mode, port=port, host="localhost")
+    app = build_app(tmp_db_url, monkeypatch, mailboxes=[(mailbox, untrusted)])
+    try:
+        from daemon.errors import TransientError
+
+        with pytest.raises(TransientError):
+            app.run_once()
+    finally:
+        app.close()

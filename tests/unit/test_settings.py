@@ -116,3 +116,18 @@ def test_check_config_reports_missing_secrets(
     monkeypatch.setenv("TEST_IMAP_PW", "pw")
     monkeypatch.setenv("COMPLAINTD_SECRET", "x" * 32)
     assert secret_problems(load_settings(_write(tmp_path, VALID))) == []
+
+
+def test_oauth2_token_comes_from_the_command(tmp_path: Path) -> None:
+    script = tmp_path / "token.sh"
+    script.write_text("#!/bin/sh\necho ya29.fresh-token\n", encoding="utf-8")
+    script.chmod(0o755)
+    token = resolve_secret("k", env=None, file=None, command=str(script))
+    assert token.get_secret_value() == "ya29.fresh-token"
+    failing = tmp_path / "fail.sh"
+    failing.write_text("#!/bin/sh\necho partial-secret\nexit 3\n", encoding="utf-8")
+    failing.chmod(0o755)
+    with pytest.raises(ConfigError) as caught:
+        resolve_secret("k", env=None, file=None, command=str(failing))
+    assert "exited 3" in str(caught.value)
+    assert "partial-secret" not in str(caught.value)

@@ -1,4 +1,4 @@
-"""Every real-world mail of ../shared/corpora, through IMAP, becomes a ticket or a recorded rejection."""
+"""Every real-world mail of ../shared/corpora, through IMAP: a ticket or a recorded rejection."""
 
 from __future__ import annotations
 

@@ -23,6 +23,7 @@ DEMO_MAIL = ROOT / "daemon" / "demo_mail"
 
 def _config(tmp_path: Path, mailbox: ImapAccount | None = None) -> Path:
     text = f'[database]\nurl = "sqlite:///{tmp_path / "cli.db"}"\n'
+    text += "[classifier]\ntrain_on_first_run = false\n"
     if mailbox is not None:
         text += f"""
 [[mailboxes]]

@@ -38,6 +38,9 @@ password_env = "CRASH_IMAP_PASSWORD"
 after = "move:Processed"
 address = "support@example.com"
 
+[classifier]
+train_on_first_run = false
+
 [intake]
 fetch_batch_messages = 25
 reconnect_initial_delay = 0.2

@@ -58,6 +58,8 @@ def build_app(
                 "reconnect_max_delay": 1.0,
                 "aliases": ["support@example.com"],
             },
+            # Training the default model takes seconds; tests that need it ask for it.
+            "classifier": {"train_on_first_run": False},
             **sections,
         }
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
+import select
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -149,31 +150,30 @@ class MailboxWorker:
         return uidvalidity
 
     def _wait_idle(self, client: IMAPClient, stop: threading.Event) -> None:
-        """Block in IDLE until the folder changes, the IDLE times out, or ``stop``."""
+        """Block in IDLE until the server says anything, the IDLE times out, or ``stop``.
+
+        We wait for the socket ourselves and let ``idle_done()`` read the
+        responses in blocking mode, instead of polling ``idle_check()``: that
+        reads non-blocking, so a response split across packets raises
+        "unterminated line", and at EOF it returns nothing forever
+        (imapclient #519). Any data at all ends the wait; the sync that
+        follows is a cheap UID SEARCH, and a dead or closing connection
+        surfaces as an error from ``idle_done()`` and a reconnect.
+        """
         client.idle()
+        sock = client.socket()
         started = time.monotonic()
-        quick_empty_returns = 0
-        try:
-            while not stop.is_set():
-                check_started = time.monotonic()
-                responses = client.idle_check(timeout=1.0)
-                if any(_is_bye(response) for response in responses):
-                    raise TransientError("server said BYE during IDLE")
-                if any(_is_change(response) for response in responses):
-                    return
-                if not responses and time.monotonic() - check_started < 0.5:
-                    # imapclient swallows EOF in idle_check() and returns []
-                    # at once, forever (imapclient #519): a dead connection.
-                    quick_empty_returns += 1
-                    if quick_empty_returns >= 3:
-                        raise TransientError("connection closed during IDLE")
-                else:
-                    quick_empty_returns = 0
-                if time.monotonic() - started > self.mailbox.idle_timeout:
-                    return
-        finally:
-            if quick_empty_returns < 3:
-                client.idle_done()
+        while not stop.is_set() and time.monotonic() - started < self.mailbox.idle_timeout:
+            # TLS may already hold decrypted bytes that select() cannot see.
+            pending = getattr(sock, "pending", None)
+            if pending is not None and pending() > 0:
+                break
+            readable, _, _ = select.select([sock], [], [], 1.0)
+            if readable:
+                break
+        _text, responses = client.idle_done()
+        if any(_is_bye(response) for response in responses):
+            raise TransientError("server said BYE during IDLE")
 
     # -- sync ----------------------------------------------------------------
 
@@ -294,10 +294,6 @@ class MailboxWorker:
 
 def _is_bye(response: tuple[object, ...]) -> bool:
     return len(response) >= 1 and response[0] == b"BYE"
-
-
-def _is_change(response: tuple[object, ...]) -> bool:
-    return len(response) >= 2 and response[1] in (b"EXISTS", b"RECENT")
 
 
 def _logout_quietly(client: IMAPClient) -> None:

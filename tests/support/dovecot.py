@@ -242,13 +242,14 @@ class DovecotServer:
         folder = self._root / "passwd.d"
         folder.mkdir(exist_ok=True)
         for user, pw in users.items():
-            # Dovecot lower-cases login names (auth_username_format = %Lu).
-            target = folder / user.lower()
+            # Dovecot lower-cases login names (auth_username_format = %Lu)
+            # before it looks them up.
+            name = user.lower()
             # Written whole and renamed, so a concurrent auth never reads half a file.
-            staging = folder / f".{user.lower()}.tmp"
-            staging.write_text(f"{user}:{{PLAIN}}{pw}::::::\n")
+            staging = folder / f".{name}.tmp"
+            staging.write_text(f"{name}:{{PLAIN}}{pw}::::::\n")
             staging.chmod(0o644)
-            staging.replace(target)
+            staging.replace(folder / name)
 
     def _config(self, owner: pwd.struct_passwd, ssl_lines: str) -> str:
         root = self._root

@@ -339,3 +339,44 @@ def test_tls_modes_verify_the_server_certificate(
             app.run_once()
     finally:
         app.close()
+
+
+def test_worker_reconnects_after_the_server_goes_away(
+    tmp_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The IMAP server restarts mid-IDLE (new UIDVALIDITY, UIDs from 1): nothing is lost."""
+    from daemon.demo_servers import PymapServer
+    from models import MailboxState
+
+    first = PymapServer("support", "pw")
+    first.start()
+    port = first.port
+    app = build_app(tmp_db_url, monkeypatch, mailboxes=[(first, mailbox_settings(first))])
+    stop = threading.Event()
+    runner = threading.Thread(target=app.run, args=(stop,))
+    runner.start()
+    second = None
+    try:
+        _append(first, [complaint()])
+        assert _wait_until(lambda: _count(app, Ticket) == 1, timeout=15)
+        first.stop()  # the connection drops while the worker sits in IDLE
+
+        def error_recorded() -> bool:
+            with app.sessions() as session:
+                state = session.get(MailboxState, "support")
+                return state is not None and state.last_error is not None
+
+        assert _wait_until(error_recorded, timeout=15)
+        second = PymapServer("support", "pw", port=port)
+        second.start()
+        _append(second, [complaint(), complaint()])
+        assert _wait_until(lambda: _count(app, Ticket) == 3, timeout=20)
+        assert _wait_until(lambda: _uids(second) == [], timeout=10)
+    finally:
+        stop.set()
+        runner.join(timeout=15)
+        app.close()
+        first.stop()
+        if second is not None:
+            second.stop()
+    assert not runner.is_alive()

@@ -380,3 +380,19 @@ def test_worker_reconnects_after_the_server_goes_away(
         if second is not None:
             second.stop()
     assert not runner.is_alive()
+
+
+def test_intake_on_postgresql(
+    mailbox: ImapAccount, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    raws = [complaint() for _ in range(4)]
+    raws.append(b"From: n@example.com\r\nSubject: nul \x00 byte\r\n\r\ntext\x00with nul\r\n")
+    _append(mailbox, raws)
+    app = build_app(pg_url, monkeypatch, mailboxes=[(mailbox, mailbox_settings(mailbox))])
+    try:
+        assert app.run_once()["support"].stored == 5
+        assert _count(app, Ticket) == 5
+        assert app.run_once()["support"].stored == 0
+        assert _uids(mailbox) == []
+    finally:
+        app.close()

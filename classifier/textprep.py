@@ -8,19 +8,24 @@ first use. Every cut is checked before it is made, because the library's pattern
 with all languages on at once, also match ordinary sentences ("Take a look ...",
 "Thanks, but ..."); the customer's text must never be lost to a false match.
 
+``prepare_text`` turns a subject and body into the one normalised string the model
+reads: the new text only, NFKC, lower case, URLs, addresses, amounts and long numbers
+replaced by placeholder tokens, whitespace collapsed, length capped.
+
 Pure: no I/O, nothing done at import time beyond compiling local patterns.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from functools import cache
 
 from mailparser_reply import EmailReplyParser
 from mailparser_reply.constants import MAIL_LANGUAGES, QUOTED_MATCH_INCLUDE
 
-__all__ = ["strip_quoted_and_signature"]
+__all__ = ["MAX_PREPARED_CHARS", "prepare_text", "strip_quoted_and_signature"]
 
 # Longer input is cut before any pattern runs; the library's patterns are not linear.
 _MAX_CHARS = 1_000_000
@@ -36,11 +41,12 @@ _MAX_CLOSING_EXTRA_WORDS = 4
 
 _HUNGARIAN: dict[str, object] = {
     # "2025. márc. 3., hétfő 10:12 időpontban Kiss Péter <x@y.hu> ezt írta:" (Gmail; it
-    # wraps before the address, hence the optional year-led first line), "... írta:".
+    # wraps before the address, hence the optional first line, which must start with
+    # the year and hold the time), "... írta:".
     "wrote_header": (
         r"^("
         + QUOTED_MATCH_INCLUDE
-        + r"(?:\d{4}\.[^\n]{0,300}\n"
+        + r"(?:\d{4}\.[^\n]{0,200}?\d{1,2}:\d{2}[^\n]{0,200}\n"
         + QUOTED_MATCH_INCLUDE
         + r")?[^\n]{0,300}?\S\s+(?:ezt\s+)?írta\s?:)$"
     ),
@@ -226,13 +232,17 @@ def _drop_trailing_quote(lines: list[str]) -> list[str]:
 def _drop_signature(lines: list[str], patterns: _Patterns) -> list[str]:
     """Cut at the first signature marker below the first line of text."""
     first = next((i for i, line in enumerate(lines) if line.strip()), len(lines))
+    # Non-blank lines after each index, counted once (per-line counting is quadratic).
+    after = [0] * (len(lines) + 1)
+    for index in range(len(lines) - 1, -1, -1):
+        after[index] = after[index + 1] + (1 if lines[index].strip() else 0)
     for index in range(first + 1, len(lines)):
         line = lines[index].strip()
         if not line:
             continue
         if _SIGNATURE_DELIMITER_RE.match(line) or _is_sent_from(line, patterns):
             return lines[:index]
-        if _is_closing(line, patterns) and _short_tail(lines, index):
+        if _is_closing(line, patterns) and after[index + 1] <= _MAX_SIGNATURE_LINES:
             return lines[:index]
     return lines
 
@@ -252,14 +262,57 @@ def _is_closing(line: str, patterns: _Patterns) -> bool:
     return len(rest.split()) <= _MAX_CLOSING_EXTRA_WORDS and not rest.endswith("?")
 
 
-def _short_tail(lines: list[str], index: int) -> bool:
-    tail = sum(1 for line in lines[index + 1 :] if line.strip())
-    return tail <= _MAX_SIGNATURE_LINES
-
-
 def _trim(lines: list[str]) -> list[str]:
     """Drop blank and separator-only lines (``____``, ``-----``) at the end."""
     end = len(lines)
     while end > 0 and (not lines[end - 1].strip() or _SEPARATOR_LINE_RE.match(lines[end - 1])):
         end -= 1
     return lines[:end]
+
+
+# -- model input ---------------------------------------------------------------
+
+MAX_PREPARED_CHARS = 4000
+"""Prepared text is cut to this length: complaints say what matters early, and a
+pasted log or contract must not slow the model down or drown the signal."""
+
+# Placeholders are word characters only, so both the word and the character
+# n-grams of the model see them as one token.
+_URL_TOKEN = " zurlz "  # noqa: S105 - a placeholder word, not a secret
+_EMAIL_TOKEN = " zemailz "  # noqa: S105 - a placeholder word, not a secret
+_AMOUNT_TOKEN = " zamountz "  # noqa: S105 - a placeholder word, not a secret
+_NUMBER_TOKEN = " znumz "  # noqa: S105 - a placeholder word, not a secret
+
+_EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_URL_RE = re.compile(r"(?:https?://|ftp://|www\.)\S+", re.IGNORECASE)
+_CURRENCY = r"(?:€|\$|£|eur|euro|euros|usd|gbp|chf|huf|ft|forint|dollars?|pounds?|franken)"
+# A number with thousands separators and decimals in any of the usual styles:
+# 1,200.50  1.200,50  1 200  2840  34.99  45 000
+_NUMBER = r"\d{1,3}(?:[ ,.'\u00a0\u202f]\d{3})+(?:[.,]\d{1,2})?|\d+(?:[.,]\d{1,2})?"
+_AMOUNT_RE = re.compile(
+    rf"(?<![\w.,]){_CURRENCY}\s?(?:{_NUMBER})(?![\w])"
+    rf"|(?<![\w.,])(?:{_NUMBER})\s?(?:{_CURRENCY}|,-)(?!\w)",
+    re.IGNORECASE,
+)
+# Order, account, phone and tracking numbers: five or more digits, perhaps grouped.
+_LONG_NUMBER_RE = re.compile(r"(?<!\w)\d(?:[ ./-]?\d){4,}(?!\w)|\d{5,}")
+_SPACE_RE = re.compile(r"\s+")
+
+
+def prepare_text(subject: str, body: str) -> str:
+    """The text the model reads: subject plus the customer's new text, normalised.
+
+    Quoted history and the signature are removed from ``body``; the result is
+    NFKC-normalised and lower-cased; URLs, email addresses, money amounts and long
+    numbers become placeholder tokens (their exact values only identify a
+    customer or an order, never the kind of complaint); whitespace is collapsed
+    and the length capped at :data:`MAX_PREPARED_CHARS`. Empty input gives ``""``.
+    """
+    new_text = strip_quoted_and_signature(body) if body.strip() else ""
+    text = f"{subject.strip()}\n{new_text}"[: MAX_PREPARED_CHARS * 2]
+    text = unicodedata.normalize("NFKC", text).lower()
+    text = _EMAIL_RE.sub(_EMAIL_TOKEN, text)
+    text = _URL_RE.sub(_URL_TOKEN, text)
+    text = _AMOUNT_RE.sub(_AMOUNT_TOKEN, text)
+    text = _LONG_NUMBER_RE.sub(_NUMBER_TOKEN, text)
+    return _SPACE_RE.sub(" ", text).strip()[:MAX_PREPARED_CHARS]

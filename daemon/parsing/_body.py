@@ -23,6 +23,7 @@ import inscriptis
 from daemon.parsing._charset import decode_body_bytes, decode_header_bytes
 from daemon.parsing._clean import clean_body, has_surrogates, single_line
 from daemon.parsing._headers import RawHeaders, decode_encoded_words, message_ids, unfold
+from daemon.parsing._policy import bound_mime_headers, parsing_policy
 from daemon.parsing.model import Attachment
 
 # Text beyond this many characters is cut from full_text (with a note); the quote
@@ -41,17 +42,15 @@ _CHARSET_PARAM_RE = re.compile(r"""charset\s*=\s*["']?([^\s;"']+)""", re.IGNOREC
 _UU_BEGIN_RE = re.compile(r"^begin [0-7]{3,4} ([^\n]{1,255})\n", re.MULTILINE)
 _UU_END_RE = re.compile(r"^end[ \t]*$", re.MULTILINE)
 _FILENAME_BAD_RE = re.compile(r'[\x00-\x1f\x7f<>:"|?*]')
-_BLANK_LINES_RE = re.compile(r"\n[ \t]*(?:\n[ \t]*){2,}")
-_TRAILING_WS_RE = re.compile(r"[ \t]+\n")
+# Applied after trailing whitespace is gone, so it cannot backtrack over long runs.
+_BLANK_LINES_RE = re.compile(r"\n{3,}")
 _PREAMBLE_BOILERPLATE_RE = re.compile(
     r"multi-?part message in MIME format|MIME-encapsulated|MIME format|"
     r"your (?:mail )?(?:client|reader) does not|^\s*$",
     re.IGNORECASE,
 )
-_TAG_RE = re.compile(r"<[^>]{0,10000}>")
-_DROPPED_ELEMENTS_RE = re.compile(
-    r"<(script|style|head)\b[^>]{0,10000}>.*?</\1\s*>", re.IGNORECASE | re.DOTALL
-)
+_TAG_RE = re.compile(r"<[^<>]{0,10000}>")
+_DROPPED_ELEMENTS = ("script", "style", "head")
 # Preferred extensions where mimetypes lists several (its first is sometimes odd).
 _PREFERRED_EXT = {
     "text/plain": ".txt",
@@ -70,6 +69,8 @@ _PREFERRED_EXT = {
 
 @dataclass(slots=True)
 class _Segment:
+    """A piece of body text; "plain" text is already cleaned, "html" not yet converted."""
+
     kind: Literal["plain", "html"]
     text: str
 
@@ -167,7 +168,7 @@ class _Walker:
         data = _payload_bytes(part, self.result.defects)
         if ctype in _NESTED_MESSAGE_TYPES:
             # A message/rfc822 whose body the parser could not take apart (e.g. base64).
-            inner = BytesParser(policy=email_policy.default).parsebytes(data)
+            inner = BytesParser(policy=parsing_policy()).parsebytes(bound_mime_headers(data)[0])
             self._nested(part, ctype, inner, data)
             return []
         if ctype in _RETURNED_HEADER_TYPES:
@@ -189,10 +190,11 @@ class _Walker:
                 else:
                     segments = [_Segment("plain", self._extract_uuencoded(clean_body(text)))]
             elif subtype in {"enriched", "richtext"}:
-                segments = [_Segment("plain", _TAG_RE.sub("", self._decode_text(part, data)))]
+                text = _TAG_RE.sub("", self._decode_text(part, data))
+                segments = [_Segment("plain", clean_body(text))]
             elif depth == 0 and filename is None:
                 # The whole mail is one text part of an odd subtype: it is still the body.
-                segments = [_Segment("plain", self._decode_text(part, data))]
+                segments = [_Segment("plain", clean_body(self._decode_text(part, data)))]
             if segments:
                 if filename is not None and depth > 0:
                     # An inline text file (Apple Mail sends attachments like this): it is
@@ -231,10 +233,11 @@ class _Walker:
             subject = single_line(headers.text("subject", []) or "", 200)
             # A slash in a subject is text, not a path: keep both sides of it.
             subject = subject.replace("/", "_").replace("\\", "_")
-        name = _sanitize_filename(filename or "") or _sanitize_filename(subject)
-        name = name or "forwarded-message"
-        if "." not in name.rsplit(" ", 1)[-1] or not filename:
-            name = f"{name}.eml"
+        given = _sanitize_filename(filename or "")
+        if given and "." in given.rsplit(" ", 1)[-1]:
+            name = given  # the sender named the file, extension and all
+        else:
+            name = f"{given or _sanitize_filename(subject) or 'forwarded-message'}.eml"
         self._attach(part, ctype, data or b"", name)
 
     def _returned_headers(self, data: bytes) -> None:
@@ -304,11 +307,11 @@ def _assemble(segments: list[_Segment], defects: list[str]) -> str:
     pieces: list[str] = []
     total = 0
     for segment in segments:
-        if segment.kind == "html":
-            text = _html_to_text(segment.text, defects)
-        else:
-            text = clean_body(segment.text)
-        text = _BLANK_LINES_RE.sub("\n\n", _TRAILING_WS_RE.sub("\n", text)).strip("\n")
+        # Plain segments were cleaned when they were made; HTML is converted now,
+        # only for the alternative that was chosen.
+        text = _html_to_text(segment.text, defects) if segment.kind == "html" else segment.text
+        text = "\n".join(line.rstrip() for line in text.split("\n"))
+        text = _BLANK_LINES_RE.sub("\n\n", text).strip("\n")
         if not text.strip():
             continue
         pieces.append(text.rstrip())
@@ -334,8 +337,29 @@ def _html_to_text(html: str, defects: list[str]) -> str:
         text = inscriptis.get_text(html)
     except Exception:  # lxml rejects some inputs; a crude text is better than none
         defects.append("HTML could not be converted by inscriptis; tags stripped")
-        text = html_module.unescape(_TAG_RE.sub(" ", _DROPPED_ELEMENTS_RE.sub(" ", html)))
+        text = html_module.unescape(_TAG_RE.sub(" ", _drop_elements(html)))
     return clean_body(text)
+
+
+def _drop_elements(html: str) -> str:
+    """Remove script, style and head elements with their content (linear time)."""
+    lowered = html.lower()
+    out: list[str] = []
+    pos = 0
+    while True:
+        starts = [(lowered.find(f"<{tag}", pos), tag) for tag in _DROPPED_ELEMENTS]
+        found = [(start, tag) for start, tag in starts if start >= 0]
+        if not found:
+            break
+        start, tag = min(found)
+        end = lowered.find(f"</{tag}", start)
+        out.append(html[pos:start])
+        if end < 0:
+            return "".join(out)
+        close = lowered.find(">", end)
+        pos = len(html) if close < 0 else close + 1
+    out.append(html[pos:])
+    return "".join(out)
 
 
 def _content_type(part: Message) -> str:

@@ -65,12 +65,12 @@ def _codec_name(label: str | None) -> str | None:
     name = _ALIASES.get(name, name)
     try:
         info = codecs.lookup(name)
+        # Binary transforms (base64, zlib, ...) are codecs too; bytes.decode refuses
+        # them with a LookupError, as it does names it does not know.
+        b"a".decode(info.name, "ignore")
     except (LookupError, ValueError, TypeError):
         return None
-    # Binary transforms (base64, zlib, ...) are codecs too, but not text encodings.
-    if not getattr(info, "_is_text_encoding", True) or info.name in _REFUSED_CODECS:
-        return None
-    return info.name
+    return None if info.name in _REFUSED_CODECS else info.name
 
 
 def _detect(data: bytes) -> str | None:
@@ -139,7 +139,7 @@ def _hint_codecs(hint: str | None) -> tuple[str, ...]:
     codec = _codec_name(hint)
     if codec is None or codec == "ascii":
         return ()
-    if codec == "latin-1":
+    if codec in ("latin-1", "iso8859-1"):
         return ("cp1252", "latin-1")
     return (codec,)
 

@@ -21,16 +21,32 @@ _MAX_EMAIL = 320
 _MAX_ID = 998
 # Enough for any honest header; bounds the work on a hostile one.
 _MAX_RAW_HEADER = 64 * 1024
+# policy.default's parser is quadratic on some hostile values ('"a"a"a...'); longer
+# values than this are decoded by the linear fallbacks instead.
+_MAX_POLICY_VALUE = 2048
 _MAX_ADDRESSES = 1000
 _MAX_REFERENCES = 500
 
 _FOLD_RE = re.compile(r"\r?\n(?=[ \t])")
-# RFC 2047 encoded word. Broken mailers put spaces and '?' -free junk inside, so the text
-# part is lenient; the header length cap above keeps the lazy scan cheap.
-_ENCODED_WORD_RE = re.compile(r"=\?([^?\s]{1,80})\?([bBqQ])\?(.*?)\?=", re.DOTALL)
+_DOT_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+_SIMPLE_ADDRESS_RE = re.compile(
+    r"\s*(?:"
+    r"(?:\"(?P<quoted>[^\"\\\r\n]*)\"|(?P<atoms>[A-Za-z0-9!#$%&'*+/=?^_`{|}~ \t-]*?))"
+    rf"\s*<(?P<addr>{_DOT_ATOM}@{_DOT_ATOM})>"
+    rf"|(?P<bare>{_DOT_ATOM}@{_DOT_ATOM})"
+    r")\s*\Z"
+)
+# RFC 2047 encoded word. Broken mailers put spaces and a stray '?' inside, so the text
+# part is lenient; it stops at the fourth '?' so that a header full of unclosed words
+# cannot make the scan quadratic.
+_ENCODED_WORD_RE = re.compile(
+    r"=\?([^?\s]{1,80})\?([bBqQ])\?([^?]*(?:\?(?!=)[^?]*){0,3})\?=", re.DOTALL
+)
 _MSG_ID_RE = re.compile(r"<([^<>]*)>")
 _ID_JUNK_RE = re.compile(r"[\s\x00-\x1f\x7f]+")
-_EMAIL_JUNK_RE = re.compile(r"[\s\x00-\x1f\x7f<>\"']+")
+# Whitespace, controls, brackets and quote marks are never part of a usable address
+# (an apostrophe is: o'brien@example.ie).
+_EMAIL_JUNK_RE = re.compile(r'[\s\x00-\x1f\x7f<>"]+')
 
 
 class RawHeaders:
@@ -73,7 +89,10 @@ class RawHeaders:
         raw = self.first(name)
         if raw is None:
             return None
-        if not has_surrogates(raw):
+        if raw.isascii() and "=?" not in raw:
+            # Nothing to decode: policy.default would return the same text, slower.
+            return unfold(raw)
+        if not has_surrogates(raw) and len(raw) <= _MAX_POLICY_VALUE:
             try:
                 text = str(self._msg.policy.header_fetch_parse(name, raw))
             except Exception:  # malformed headers make policy.default raise
@@ -94,7 +113,10 @@ class RawHeaders:
         return found
 
     def _addresses_of(self, name: str, raw: str, defects: list[str]) -> list[Address]:
-        if not has_surrogates(raw):
+        simple = _simple_address(raw)
+        if simple is not None:
+            return _to_addresses([simple], self._hint)
+        if not has_surrogates(raw) and len(raw) <= _MAX_POLICY_VALUE:
             try:
                 # An AddressHeader, though typeshed calls the result str.
                 parsed: Any = self._msg.policy.header_fetch_parse(name, raw)
@@ -108,6 +130,21 @@ class RawHeaders:
                         pairs = _names_from_comments(raw, pairs)
                     return _to_addresses(_split_bare_name(raw, pairs), self._hint)
         return _to_addresses(_fallback_pairs(raw, name, defects, self._hint), self._hint)
+
+
+def _simple_address(raw: str) -> tuple[str, str] | None:
+    """``Name <a@b.c>``, ``"Name" <a@b.c>`` or ``a@b.c`` in plain ASCII, else None.
+
+    The common case, recognised exactly as policy.default would parse it, without
+    its cost; everything else goes through policy.default.
+    """
+    if len(raw) > 400 or not raw.isascii() or "=?" in raw:
+        return None
+    match = _SIMPLE_ADDRESS_RE.match(raw)
+    if match is None:
+        return None
+    name = match.group("quoted") or match.group("atoms") or ""
+    return " ".join(name.split()), match.group("addr") or match.group("bare")
 
 
 def unfold(raw: str) -> str:
@@ -143,11 +180,14 @@ def decode_raw_text(raw: str, name: str, defects: list[str], hint: str | None = 
     if "=?" not in text:
         return text
     # make_header trusts the declared charsets and replaces what they cannot decode;
-    # only its result without replacement characters is taken.
-    try:
-        decoded = str(make_header(decode_header(text)))
-    except Exception:  # unknown charsets, bad base64, mixed 8-bit text
-        decoded = ""
+    # only its result without replacement characters is taken. decode_header is
+    # quadratic on a long run of unclosed words, so long values skip it.
+    decoded = ""
+    if len(text) <= _MAX_POLICY_VALUE:
+        try:
+            decoded = str(make_header(decode_header(text)))
+        except Exception:  # unknown charsets, bad base64, mixed 8-bit text
+            decoded = ""
     if decoded and "\ufffd" not in decoded:
         return decoded
     return decode_encoded_words(text)

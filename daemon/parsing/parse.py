@@ -6,8 +6,8 @@ import email
 import hashlib
 import re
 from datetime import datetime
-from email import policy
 from email.message import Message
+from email.parser import BytesHeaderParser
 
 from classifier.textprep import strip_quoted_and_signature
 from daemon.parsing._auto import AutoInfo, classify_automatic
@@ -21,6 +21,7 @@ from daemon.parsing._headers import (
     parse_date,
     unfold,
 )
+from daemon.parsing._policy import bound_mime_headers, parsing_policy
 from daemon.parsing.model import Address, ParsedMessage
 
 __all__ = ["parse_message"]
@@ -64,7 +65,18 @@ def _synthetic_id(data: bytes) -> str:
 
 
 def _parse(data: bytes, own_loop: str | None, defects: list[str]) -> ParsedMessage:
-    msg = email.message_from_bytes(data, policy=policy.default)
+    bounded, cut = bound_mime_headers(data)
+    if cut:
+        defects.append("overlong Content-* header cut before parsing")
+    # policy.default, with MIME structure headers parsed once (see _policy).
+    try:
+        msg = email.message_from_bytes(bounded, policy=parsing_policy())
+    except RecursionError:
+        # Thousands of nested parts exhaust the parser's recursion. The headers
+        # still identify the mail; its body is given up.
+        defects.append("MIME structure too deeply nested to parse; body skipped")
+        msg = BytesHeaderParser(policy=parsing_policy()).parsebytes(bounded)
+        msg.set_payload("")
     hint = _charset_hint(msg)
     headers = RawHeaders(msg, hint)
 

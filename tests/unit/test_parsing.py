@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from email.message import EmailMessage
 
@@ -154,6 +155,13 @@ def test_from_without_address_falls_back_to_return_path() -> None:
     assert "sender taken from Return-Path" in parsed.header_defects
 
 
+def test_apostrophe_in_local_part_is_kept() -> None:
+    parsed = parse_message(
+        _raw("From: Sean O'Brien <Sean.O'Brien@Example.ie>", "Message-ID: <o@x>")
+    )
+    assert parsed.from_addr == Address("sean.o'brien@example.ie", "Sean O'Brien")
+
+
 def test_bare_name_and_address_without_brackets() -> None:
     parsed = parse_message(_raw("From: Test test@example.com", "Message-ID: <10@x>"))
     assert parsed.from_addr == Address("test@example.com", "Test")
@@ -287,7 +295,7 @@ def test_missing_charset_with_latin1_bytes() -> None:
 
 
 def test_iso_2022_jp_body_and_windows_extensions() -> None:
-    body = b"\x1b$B-!#1ET#38)$N03$H!\"\x1b(B\r\n"
+    body = b'\x1b$B-!#1ET#38)$N03$H!"\x1b(B\r\n'
     raw = _raw(
         "From: a@example.jp",
         "Message-ID: <j@x>",
@@ -327,9 +335,7 @@ def test_uuencoded_transfer_encoding_and_inline_uuencode() -> None:
         body=(
             b"--b\r\nContent-Type: text/plain\r\n\r\nSee file.\r\n"
             b"--b\r\nContent-Type: image/png\r\nContent-Transfer-Encoding: x-uuencode\r\n"
-            b'Content-Disposition: attachment; filename="pic.png"\r\n\r\n'
-            + block
-            + b"--b--\r\n"
+            b'Content-Disposition: attachment; filename="pic.png"\r\n\r\n' + block + b"--b--\r\n"
         ),
     )
     parsed = parse_message(part_cte)
@@ -443,7 +449,7 @@ _DSN = (
     b"Subject: Undelivered Mail Returned to Sender\r\n"
     b"Message-ID: <dsn1@mx.example.com>\r\n"
     b"Auto-Submitted: auto-replied\r\n"
-    b"Content-Type: multipart/report; report-type=delivery-status; boundary=\"r\"\r\n\r\n"
+    b'Content-Type: multipart/report; report-type=delivery-status; boundary="r"\r\n\r\n'
     b"--r\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n"
     b"--r\r\nContent-Type: message/delivery-status\r\n\r\n"
     b"Reporting-MTA: dns; mx.example.com\r\n\r\n"
@@ -535,7 +541,9 @@ def test_outlook_auto_reply() -> None:
 
 
 def test_x_auto_response_suppress_alone_is_not_an_auto_reply() -> None:
-    raw = _raw("From: a@x.org", "Subject: My order", "Message-ID: <s@x>", "X-Auto-Response-Suppress: All")
+    raw = _raw(
+        "From: a@x.org", "Subject: My order", "Message-ID: <s@x>", "X-Auto-Response-Suppress: All"
+    )
     assert parse_message(raw).auto_submitted is None
 
 
@@ -647,3 +655,31 @@ def test_very_large_body_is_capped_with_a_note() -> None:
     assert len(parsed.full_text) <= 5_000_000
     assert len(parsed.text) <= 1_000_000
     assert any("cut" in defect for defect in parsed.header_defects)
+
+
+def test_thousands_of_nested_parts_keep_the_headers() -> None:
+    raw = b"From: a@example.com\r\nMessage-ID: <deep@x>\r\nSubject: deep\r\n"
+    for level in range(3000):
+        raw += f'Content-Type: multipart/mixed; boundary="b{level}"\r\n\r\n--b{level}\r\n'.encode()
+    raw += b"Content-Type: text/plain\r\n\r\nlost\r\n"
+    parsed = parse_message(raw)
+    assert parsed.message_id == "<deep@x>"
+    assert parsed.from_addr == Address("a@example.com")
+    assert parsed.subject == "deep"
+    assert parsed.full_text == ""
+    assert "MIME structure too deeply nested to parse; body skipped" in parsed.header_defects
+
+
+def test_hostile_headers_do_not_make_parsing_quadratic() -> None:
+    hostile = (
+        b"From: " + b'"a' * 30_000 + b"\r\n"
+        b"To: " + b"a@b," * 15_000 + b"\r\n"
+        b"Subject: " + b"=?a?q?x " * 8_000 + b"\r\n"
+        b"Content-Type: text/plain; " + b"a=b; " * 12_000 + b"\r\n\r\nbody\r\n"
+    )
+    start = time.perf_counter()
+    parsed = parse_message(hostile)
+    # Quadratic paths took over 30 s here; the bounded ones well under one.
+    assert time.perf_counter() - start < 10
+    assert parsed.full_text == "body"
+    assert "overlong Content-* header cut before parsing" in parsed.header_defects

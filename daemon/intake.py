@@ -40,6 +40,8 @@ class SyncReport:
 
     stored: int = 0
     acknowledged: int = 0
+    seen: int = 0
+    """UIDs the pass looked at (new, or stored but not yet moved/flagged)."""
 
 
 class MailboxWorker:
@@ -163,7 +165,9 @@ class MailboxWorker:
         client.idle()
         sock = client.socket()
         started = time.monotonic()
-        while not stop.is_set() and time.monotonic() - started < self.mailbox.idle_timeout:
+        # A bounded wait also catches a notification the server never sent.
+        limit = min(self.mailbox.idle_timeout, self.mailbox.resync_interval)
+        while not stop.is_set() and time.monotonic() - started < limit:
             # TLS may already hold decrypted bytes that select() cannot see.
             pending = getattr(sock, "pending", None)
             if pending is not None and pending() > 0:
@@ -178,6 +182,25 @@ class MailboxWorker:
     # -- sync ----------------------------------------------------------------
 
     def _sync(self, client: IMAPClient, uidvalidity: int, *, full: bool) -> SyncReport:
+        """Pass over the folder until a search finds nothing new.
+
+        Mail that arrives while we work is announced in the untagged
+        responses of our own FETCH/MOVE commands, which imapclient does not
+        hand back; a server will not repeat that news in the IDLE that
+        follows. Searching again until nothing is new closes that gap.
+        """
+        report = self._sync_pass(client, uidvalidity, full=full)
+        while True:
+            more = self._sync_pass(client, uidvalidity, full=False)
+            if not more.seen:
+                break
+            report.stored += more.stored
+            report.acknowledged += more.acknowledged
+        if report.stored:
+            logger.info("mailbox %s: stored %d new mail(s)", self.mailbox.name, report.stored)
+        return report
+
+    def _sync_pass(self, client: IMAPClient, uidvalidity: int, *, full: bool) -> SyncReport:
         """Store every mail not stored yet, then move/flag what is stored."""
         if full or self._highest_uid == 0:
             uids = sorted(client.search(["NOT", "DELETED"]))
@@ -185,7 +208,7 @@ class MailboxWorker:
             # "UID n:*" always answers with the last mail, even below n.
             found = client.search(["UID", f"{self._highest_uid + 1}:*", "NOT", "DELETED"])
             uids = sorted(uid for uid in found if uid > self._highest_uid)
-        report = SyncReport()
+        report = SyncReport(seen=len(uids))
         if not uids:
             return report
         stored = self._store.stored_uids(self.mailbox.name, uidvalidity, uids)
@@ -207,8 +230,6 @@ class MailboxWorker:
         if highest > self._highest_uid:
             self._highest_uid = highest
             self._store.record_highest_uid(self.mailbox.name, highest)
-        if report.stored:
-            logger.info("mailbox %s: stored %d new mail(s)", self.mailbox.name, report.stored)
         return report
 
     def _still_unacknowledged(self, client: IMAPClient, uids: list[int]) -> list[int]:

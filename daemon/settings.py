@@ -96,6 +96,8 @@ class MailboxSettings(_SecretSource):
     poll_interval: Annotated[float, Field(gt=0)] = 30.0
     idle_timeout: Annotated[float, Field(gt=0, le=29 * 60)] = 24 * 60.0
     """Re-issue IDLE this often; RFC 2177 servers may drop an IDLE after 30 minutes."""
+    resync_interval: Annotated[float, Field(gt=0)] = 60.0
+    """Search at least this often even in IDLE: the most a missed notification can cost."""
 
     @field_validator("after")
     @classmethod

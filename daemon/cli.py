@@ -41,8 +41,10 @@ def _cmd_init(args: argparse.Namespace, _settings: Settings) -> int:
     if target.exists() and not args.force:
         print(f"{target} exists; use --force to overwrite", file=sys.stderr)
         return 1
+    from routing import example_routing_toml
+
     example = resources.files("daemon").joinpath("example_config.toml").read_text("utf-8")
-    target.write_text(example, encoding="utf-8")
+    target.write_text(example + "\n" + example_routing_toml(), encoding="utf-8")
     print(f"wrote {target}; edit it, then run: complaintd --config {target} check-config")
     return 0
 

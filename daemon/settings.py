@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from daemon.errors import ConfigError
+from routing.config import ROUTING_SECTIONS, RoutingConfig, routing_config_from_document
 
 __all__ = [
     "CONFIG_ENV",
@@ -41,6 +42,7 @@ __all__ = [
     "SmtpSettings",
     "load_settings",
     "resolve_secret",
+    "settings_from_document",
 ]
 
 CONFIG_ENV = "COMPLAINTD_CONFIG"
@@ -218,6 +220,15 @@ class Settings(_Section):
     logging: LoggingSettings = LoggingSettings()
     base_dir: Path = Path()
     """Folder relative paths in the file are resolved against (the config's folder)."""
+    routing_config: RoutingConfig | None = None
+    """Teams, tiers, calendars, SLA policies, rules and templates (top-level TOML sections)."""
+
+    @property
+    def routing(self) -> RoutingConfig:
+        """The routing configuration, or the built-in default when the file has none."""
+        if self.routing_config is not None:
+            return self.routing_config
+        return routing_config_from_document({})
 
     @model_validator(mode="after")
     def _check_unique_mailboxes(self) -> Settings:
@@ -280,18 +291,38 @@ def load_settings(path: Path | None) -> Settings:
     if path is None:
         return Settings(base_dir=Path.cwd())
     try:
-        document: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError([f"{path}: no such file"]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([f"{path}: cannot be read ({exc})"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: not valid TOML ({exc})"]) from None
-    document["base_dir"] = path.resolve().parent
+    return settings_from_document(document, base_dir=path.resolve().parent)
+
+
+def settings_from_document(document: dict[str, Any], *, base_dir: Path) -> Settings:
+    """Validate a parsed configuration: the daemon's sections and the routing sections.
+
+    Both halves are validated even when one fails, so every problem is
+    reported at once with its key path.
+    """
+    routing_part = {key: document[key] for key in ROUTING_SECTIONS if key in document}
+    daemon_part = {key: value for key, value in document.items() if key not in ROUTING_SECTIONS}
+    problems: list[str] = []
+    settings: Settings | None = None
+    routing: RoutingConfig | None = None
     try:
-        return Settings.model_validate(document)
+        settings = Settings.model_validate({**daemon_part, "base_dir": base_dir})
     except ValidationError as exc:
-        raise ConfigError(_problems_from(exc)) from None
+        problems.extend(_problems_from(exc))
+    try:
+        routing = routing_config_from_document(routing_part)
+    except ValidationError as exc:
+        problems.extend(_problems_from(exc))
+    if problems or settings is None:
+        raise ConfigError(problems)
+    return settings.model_copy(update={"routing_config": routing})
 
 
 def resolve_secret(

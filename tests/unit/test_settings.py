@@ -131,3 +131,28 @@ def test_oauth2_token_comes_from_the_command(tmp_path: Path) -> None:
         resolve_secret("k", env=None, file=None, command=str(failing))
     assert "exited 3" in str(caught.value)
     assert "partial-secret" not in str(caught.value)
+
+
+def test_routing_sections_are_validated_with_the_rest(tmp_path: Path) -> None:
+    text = (
+        VALID
+        + """
+[[rules]]
+name = "broken"
+subject_regex = "(unclosed"
+
+[intake]
+fetch_batch_messages = 0
+"""
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(_write(tmp_path, text))
+    problems = "\n".join(caught.value.problems)
+    assert "intake.fetch_batch_messages: " in problems
+    assert "rules[0]" in problems
+
+
+def test_no_routing_sections_means_the_default_routing(tmp_path: Path) -> None:
+    settings = load_settings(_write(tmp_path, VALID))
+    assert settings.routing.rules[-1].is_default
+    assert settings.routing.tiers.frontline

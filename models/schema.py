@@ -32,6 +32,7 @@ __all__ = [
     "MailboxState",
     "Message",
     "ModelVersion",
+    "OutboxMail",
     "Participant",
     "Quarantine",
     "RawMessage",
@@ -311,3 +312,50 @@ class LabelCorrection(Base):
     corrected_by: Mapped[str] = mapped_column(String(320))
     corrected_at: Mapped[datetime]
     model_version: Mapped[str | None] = mapped_column(String(64))
+
+
+class OutboxMail(Base):
+    """One outgoing mail, written in the transaction of the change that caused it.
+
+    The sender claims due rows (``status`` pending, ``next_attempt_at`` passed),
+    marks them ``sending`` with a lease in ``claimed_until``, and ends them as
+    ``sent`` or ``failed``; ``suppressed`` rows were never sent on purpose (the
+    flood cap), with the reason in ``last_error``. ``message_id`` is our signed
+    Message-ID: a retry or a duplicate after a crash carries the same one.
+    Addresses are stored as formatted, already sanitised ``Name <addr>`` strings.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+        # The flood cap counts recent automatic mail per recipient.
+        Index("ix_outbox_recipient_recent", "recipient_key", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tickets.id", ondelete="SET NULL"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(32))
+    message_id: Mapped[str] = mapped_column(String(255), unique=True)
+    from_address: Mapped[str] = mapped_column(String(400))
+    to_addresses: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    cc: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    recipient_key: Mapped[str] = mapped_column(String(320))
+    """The first To address, lower-cased: what the flood cap counts by."""
+    subject: Mapped[str] = mapped_column(Text, default="")
+    body_text: Mapped[str] = mapped_column(Text, default="")
+    body_html: Mapped[str | None] = mapped_column(Text)
+    in_reply_to: Mapped[str | None] = mapped_column(String(998))
+    references: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    extra_headers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    automatic: Mapped[bool] = mapped_column(default=False)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    claimed_until: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+
+    ticket: Mapped[Ticket | None] = relationship(lazy="raise_on_sql")

@@ -14,20 +14,28 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from daemon.batch_context import BatchContext, KnownMessage, KnownMessages
 from daemon.errors import TransientError
 from daemon.mail_kind import MailKind, classify_mail
 from daemon.parsing import ParsedMessage, parse_message
+from daemon.records import (
+    describe_error,
+    fingerprint,
+    new_event,
+    new_message,
+    new_receipt,
+    quarantine_entry,
+)
 from daemon.references import format_ticket_ref, parse_ticket_tag, verify_references
+from daemon.ticket_classification import Classify, apply_prediction
 from daemon.ticket_matching import MatchCandidates, TicketMatch, match_ticket
 from models import (
-    Attachment,
-    Event,
     MailboxReceipt,
     Message,
     Participant,
@@ -35,6 +43,9 @@ from models import (
     RawMessage,
     Ticket,
 )
+
+if TYPE_CHECKING:
+    from classifier import Prediction
 
 __all__ = ["IngestOutcome", "IngestResult", "IntakeService", "MailSource", "ServiceConfig"]
 
@@ -103,10 +114,12 @@ class IntakeService:
         sessions: sessionmaker[Session],
         config: ServiceConfig,
         clock: Callable[[], datetime],
+        classify: Classify | None = None,
     ) -> None:
         self._sessions = sessions
         self._config = config
         self._clock = clock
+        self._classify = classify
 
     # -- public API ---------------------------------------------------------
 
@@ -128,11 +141,15 @@ class IntakeService:
         """
         # Parsing is pure and the slowest step: do it before taking the write lock.
         parsed = [self._parse(raw) for raw, _source in items]
+        predictions = self._predict(parsed)
         try:
             with self._sessions() as session, session.begin():
                 receipts = self._receipts(session, [source for _raw, source in items])
-                known = _KnownMessages.load(
-                    session, [mail for mail in parsed if not isinstance(mail, Exception)]
+                batch = BatchContext(
+                    KnownMessages.load(
+                        session, [mail for mail in parsed if not isinstance(mail, Exception)]
+                    ),
+                    predictions,
                 )
                 results: list[IngestResult | None] = [None] * len(items)
                 group: list[int] = []
@@ -140,16 +157,16 @@ class IntakeService:
                     receipt = _receipt_for(receipts, source)
                     if receipt is not None:
                         results[index] = _already_stored(receipt, source)
-                    elif self._is_fresh(mail, known, [parsed[i] for i in group]):
+                    elif self._is_fresh(mail, batch.known, [parsed[i] for i in group]):
                         group.append(index)
                     else:
-                        self._store_group(session, items, parsed, group, results, known)
+                        self._store_group(session, items, parsed, group, results, batch)
                         group = []
                         results[index] = replace(
-                            self._ingest_isolated(session, raw, mail, source, known),
+                            self._ingest_isolated(session, raw, mail, source, batch),
                             source=source,
                         )
-                self._store_group(session, items, parsed, group, results, known)
+                self._store_group(session, items, parsed, group, results, batch)
                 return [result for result in results if result is not None]
         except OperationalError as exc:
             raise TransientError(f"database unavailable: {exc.orig}") from exc
@@ -163,10 +180,10 @@ class IntakeService:
         )
         try:
             with self._sessions() as session, session.begin():
-                entry = _quarantine_entry(header, source, "rejected", reason, now, None)
+                entry = quarantine_entry(header, source, "rejected", reason, now, None)
                 session.add(entry)
                 session.flush()
-                session.add(_receipt(source, now, quarantine_id=entry.id, leave_on_server=True))
+                session.add(new_receipt(source, now, quarantine_id=entry.id, leave_on_server=True))
         except OperationalError as exc:
             raise TransientError(f"database unavailable: {exc.orig}") from exc
         return IngestResult(
@@ -194,9 +211,9 @@ class IntakeService:
                 )
             try:
                 parsed = parse_message(raw.data, own_loop_header_value=self._config.loop_value)
-                known = _KnownMessages.load(session, [parsed])
+                batch = BatchContext(KnownMessages.load(session, [parsed]), self._predict([parsed]))
                 with session.begin_nested():
-                    result = self._store(session, raw.data, parsed, None, raw, known)
+                    result = self._store(session, raw.data, parsed, None, raw, batch)
             except _RejectionError as exc:
                 entry.attempts += 1
                 entry.reason = str(exc)
@@ -205,7 +222,7 @@ class IntakeService:
             except Exception as exc:  # the retry itself failed: keep it quarantined
                 entry.attempts += 1
                 entry.kind = "error"
-                entry.reason = _describe(exc)
+                entry.reason = describe_error(exc)
                 return IngestResult(
                     IngestOutcome.QUARANTINED, quarantine_id=entry.id, detail=entry.reason
                 )
@@ -221,6 +238,26 @@ class IntakeService:
         except Exception as exc:  # the parser promises not to raise; if it does, quarantine
             logger.exception("the parser failed on a mail; quarantining it")
             return exc
+
+    def _predict(self, parsed: Sequence[ParsedMessage | Exception]) -> dict[int, Prediction]:
+        """Classify the mails that can open or extend a complaint (pure, before the lock)."""
+        wanted = [
+            mail
+            for mail in parsed
+            if not isinstance(mail, Exception)
+            and classify_mail(mail, self._config.own_addresses, self._config.loop_value)
+            in (MailKind.CUSTOMER, MailKind.LIST)
+        ]
+        if not wanted or self._classify is None:
+            return {}
+        try:
+            predictions = self._classify([(mail.subject, mail.text) for mail in wanted])
+        except Exception:  # a broken model must not stop intake: store unclassified
+            logger.exception("classification failed; storing the mails unclassified")
+            return {}
+        if predictions is None:
+            return {}
+        return {id(mail): prediction for mail, prediction in zip(wanted, predictions, strict=True)}
 
     @staticmethod
     def _receipts(
@@ -243,7 +280,7 @@ class IntakeService:
     def _is_fresh(
         self,
         parsed: ParsedMessage | Exception,
-        known: _KnownMessages,
+        known: KnownMessages,
         group: Sequence[ParsedMessage | Exception],
     ) -> bool:
         """A new complaint that needs no lookup: it can only open a new ticket."""
@@ -265,7 +302,7 @@ class IntakeService:
         parsed: Sequence[ParsedMessage | Exception],
         group: Sequence[int],
         results: list[IngestResult | None],
-        known: _KnownMessages,
+        batch: BatchContext,
     ) -> None:
         """Insert a group of fresh complaints with one flush; isolate them on failure."""
         if not group:
@@ -273,13 +310,13 @@ class IntakeService:
         try:
             with session.begin_nested():
                 created = [
-                    self._stage_new_ticket(session, items[i][0], parsed[i], items[i][1])
+                    self._stage_new_ticket(session, items[i][0], parsed[i], items[i][1], batch)
                     for i in group
                 ]
                 session.flush()
                 for ticket, message in created:
                     ticket.ref = format_ticket_ref(ticket.id, self._config.ticket_prefix)
-                    known.add(message)
+                    batch.known.add(message)
                 session.flush()
         except OperationalError:
             raise
@@ -288,7 +325,7 @@ class IntakeService:
             for i in group:
                 raw, source = items[i]
                 results[i] = replace(
-                    self._ingest_isolated(session, raw, parsed[i], source, known), source=source
+                    self._ingest_isolated(session, raw, parsed[i], source, batch), source=source
                 )
             return
         for i, (ticket, message) in zip(group, created, strict=True):
@@ -305,12 +342,13 @@ class IntakeService:
         raw: bytes,
         parsed: ParsedMessage | Exception,
         source: MailSource | None,
+        batch: BatchContext,
     ) -> tuple[Ticket, Message]:
         assert not isinstance(parsed, Exception) and parsed.from_addr is not None
         now = self._clock()
         kind = classify_mail(parsed, self._config.own_addresses, self._config.loop_value)
         sender = parsed.from_addr.email
-        message = _new_message(parsed, kind, parsed.message_id, _fingerprint(parsed), now)
+        message = new_message(parsed, kind, parsed.message_id, fingerprint(parsed), now)
         message.raw = RawMessage(
             sha256=hashlib.sha256(raw).hexdigest(), size=len(raw), data=raw, received_at=now
         )
@@ -320,13 +358,13 @@ class IntakeService:
                 source.uidvalidity,
                 source.uid,
             )
-            session.add(_receipt(source, now, message=message))
+            session.add(new_receipt(source, now, message=message))
         ticket = self._new_ticket(parsed, sender, source, now)
         message.ticket = ticket
         session.add(message)
         reason = "no reference to an existing ticket"
         session.add(
-            _event(ticket, now, "created", sender, {"reason": reason, "mailbox": ticket.mailbox})
+            new_event(ticket, now, "created", sender, {"reason": reason, "mailbox": ticket.mailbox})
         )
         return ticket, message
 
@@ -336,19 +374,19 @@ class IntakeService:
         raw: bytes,
         parsed: ParsedMessage | Exception,
         source: MailSource | None,
-        known: _KnownMessages,
+        batch: BatchContext,
     ) -> IngestResult:
         if isinstance(parsed, Exception):
             with session.begin_nested():
-                return self._quarantine(session, raw, source, "error", _describe(parsed))
+                return self._quarantine(session, raw, source, "error", describe_error(parsed))
         for attempt in (1, 2):
             try:
                 with session.begin_nested():
-                    return self._store(session, raw, parsed, source, None, known)
+                    return self._store(session, raw, parsed, source, None, batch)
             except IntegrityError:
                 # Another instance stored the same mail between our check and
                 # our insert; the second pass finds its row and records a duplicate.
-                known.reload(session, parsed.message_id)
+                batch.known.reload(session, parsed.message_id)
                 if attempt == 2:
                     raise
             except _RejectionError as exc:
@@ -359,7 +397,7 @@ class IntakeService:
             except Exception as exc:
                 logger.exception("mail %s could not be processed; quarantining it", source)
                 with session.begin_nested():
-                    return self._quarantine(session, raw, source, "error", _describe(exc))
+                    return self._quarantine(session, raw, source, "error", describe_error(exc))
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _store(
@@ -369,14 +407,14 @@ class IntakeService:
         parsed: ParsedMessage,
         source: MailSource | None,
         raw_row: RawMessage | None,
-        known: _KnownMessages,
+        batch: BatchContext,
     ) -> IngestResult:
-        fingerprint = _fingerprint(parsed)
-        existing = known.get(parsed.message_id)
-        same = next((m for m in existing if m.fingerprint == fingerprint), None)
+        content = fingerprint(parsed)
+        existing = batch.known.get(parsed.message_id)
+        same = next((m for m in existing if m.fingerprint == content), None)
         if same is not None:
             return self._record_duplicate(session, same, source)
-        dedup_key = parsed.message_id if not existing else f"{parsed.message_id}#{fingerprint}"
+        dedup_key = parsed.message_id if not existing else f"{parsed.message_id}#{content}"
 
         kind = classify_mail(parsed, self._config.own_addresses, self._config.loop_value)
         sender = parsed.from_addr.email if parsed.from_addr else None
@@ -392,7 +430,7 @@ class IntakeService:
             )
 
         now = self._clock()
-        message = _new_message(parsed, kind, dedup_key, fingerprint, now)
+        message = new_message(parsed, kind, dedup_key, content, now)
         message.raw = raw_row or RawMessage(
             sha256=hashlib.sha256(raw).hexdigest(), size=len(raw), data=raw, received_at=now
         )
@@ -402,7 +440,7 @@ class IntakeService:
                 source.uidvalidity,
                 source.uid,
             )
-            session.add(_receipt(source, now, message=message))
+            session.add(new_receipt(source, now, message=message))
         if match.ticket_id is None:
             ticket = self._new_ticket(parsed, sender, source, now)
             message.ticket = ticket
@@ -413,13 +451,17 @@ class IntakeService:
             outcome = IngestOutcome.ADDED
         session.add(message)
         session.flush()  # one round of INSERTs for raw, ticket, message, attachments, receipt
-        known.add(message)
+        batch.known.add(message)
         if outcome is IngestOutcome.CREATED:
             ticket.ref = format_ticket_ref(ticket.id, self._config.ticket_prefix)
             data = {"reason": match.reason, "mailbox": ticket.mailbox}
-            session.add(_event(ticket, now, "created", sender, data))
+            session.add(new_event(ticket, now, "created", sender, data))
+            apply_prediction(session, ticket, parsed, batch.prediction(parsed), now, new=True)
         else:
             self._note_follow_up(session, ticket, parsed, kind, sender, message, match, now)
+            if kind in (MailKind.CUSTOMER, MailKind.LIST):
+                prediction = batch.prediction(parsed)
+                apply_prediction(session, ticket, parsed, prediction, now, new=False)
         return IngestResult(outcome, ticket_ref=ticket.ref, message_pk=message.id)
 
     # -- steps --------------------------------------------------------------
@@ -512,7 +554,7 @@ class IntakeService:
         data: dict[str, Any] = {"message": message.id, "reason": match.reason}
         if kind is MailKind.AUTO_REPLY:
             data["auto_submitted"] = parsed.auto_submitted
-        session.add(_event(ticket, now, event_kind, sender, data))
+        session.add(new_event(ticket, now, event_kind, sender, data))
         ticket.updated_at = now
         if kind in (MailKind.CUSTOMER, MailKind.LIST):
             known = self._participants(session, ticket.id)
@@ -521,14 +563,14 @@ class IntakeService:
                     session.add(Participant(ticket_id=ticket.id, email=email, role=role))
 
     def _record_duplicate(
-        self, session: Session, message: _KnownMessage, source: MailSource | None
+        self, session: Session, message: KnownMessage, source: MailSource | None
     ) -> IngestResult:
         now = self._clock()
         ticket = session.get(Ticket, message.ticket_id) if message.ticket_id else None
         if ticket is not None:
             where = f"{source.mailbox} uid {source.uid}" if source else "a retry"
             session.add(
-                _event(
+                new_event(
                     ticket,
                     now,
                     "duplicate_delivery",
@@ -537,7 +579,7 @@ class IntakeService:
                 )
             )
         if source is not None:
-            session.add(_receipt(source, now, message_pk=message.id))
+            session.add(new_receipt(source, now, message_pk=message.id))
         session.flush()
         return IngestResult(
             IngestOutcome.DUPLICATE,
@@ -559,44 +601,14 @@ class IntakeService:
         )
         session.add(raw_row)
         session.flush()
-        entry = _quarantine_entry(raw, source, kind, reason, now, raw_row.id)
+        entry = quarantine_entry(raw, source, kind, reason, now, raw_row.id)
         session.add(entry)
         session.flush()
         if source is not None:
-            session.add(_receipt(source, now, quarantine_id=entry.id))
+            session.add(new_receipt(source, now, quarantine_id=entry.id))
         session.flush()
         outcome = IngestOutcome.REJECTED if kind == "rejected" else IngestOutcome.QUARANTINED
         return IngestResult(outcome, quarantine_id=entry.id, detail=reason)
-
-
-def _fingerprint(parsed: ParsedMessage) -> str:
-    sender = parsed.from_addr.email if parsed.from_addr else ""
-    date = parsed.date.isoformat() if parsed.date else ""
-    material = "\x1f".join((sender, parsed.subject, date, parsed.full_text))
-    return hashlib.sha256(material.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def _receipt(
-    source: MailSource,
-    now: datetime,
-    *,
-    message: Message | None = None,
-    message_pk: int | None = None,
-    quarantine_id: int | None = None,
-    leave_on_server: bool = False,
-) -> MailboxReceipt:
-    receipt = MailboxReceipt(
-        mailbox=source.mailbox,
-        uidvalidity=source.uidvalidity,
-        uid=source.uid,
-        message_pk=message_pk,
-        quarantine_id=quarantine_id,
-        leave_on_server=leave_on_server,
-        stored_at=now,
-    )
-    if message is not None:
-        receipt.message = message
-    return receipt
 
 
 def _receipt_for(
@@ -615,116 +627,3 @@ def _already_stored(receipt: MailboxReceipt, source: MailSource | None) -> Inges
         leave_on_server=receipt.leave_on_server,
         source=source,
     )
-
-
-def _new_message(
-    parsed: ParsedMessage, kind: MailKind, dedup_key: str, fingerprint: str, now: datetime
-) -> Message:
-    message = Message(
-        direction="in",
-        kind=kind.value,
-        message_id=parsed.message_id,
-        dedup_key=dedup_key,
-        fingerprint=fingerprint,
-        in_reply_to=list(parsed.in_reply_to),
-        references=list(parsed.references),
-        from_email=parsed.from_addr.email if parsed.from_addr else None,
-        from_name=parsed.from_addr.name if parsed.from_addr else "",
-        to=[address.email for address in parsed.to],
-        cc=[address.email for address in parsed.cc],
-        subject=parsed.subject,
-        text=parsed.text,
-        full_text=parsed.full_text,
-        date=parsed.date,
-        received_at=now,
-    )
-    message.attachments = [
-        Attachment(
-            filename=item.filename,
-            content_type=item.content_type,
-            size=item.size,
-            sha256=item.sha256,
-        )
-        for item in parsed.attachments
-    ]
-    return message
-
-
-@dataclass(frozen=True, slots=True)
-class _KnownMessage:
-    id: int
-    ticket_id: int | None
-    fingerprint: str
-
-
-class _KnownMessages:
-    """Messages already stored, by Message-ID, for the mails of one batch.
-
-    Loaded with one query per batch instead of one per mail, and kept up to
-    date as the batch inserts, so the same mail twice in one batch is caught.
-    """
-
-    def __init__(self, by_id: dict[str, list[_KnownMessage]]) -> None:
-        self._by_id = by_id
-
-    @classmethod
-    def load(cls, session: Session, parsed: Sequence[ParsedMessage]) -> _KnownMessages:
-        known = cls({})
-        ids = list({mail.message_id for mail in parsed})
-        for start in range(0, len(ids), 500):
-            known._query(session, ids[start : start + 500])
-        return known
-
-    def _query(self, session: Session, message_ids: Sequence[str]) -> None:
-        rows = session.execute(
-            select(Message.id, Message.ticket_id, Message.fingerprint, Message.message_id).where(
-                Message.message_id.in_(message_ids)
-            )
-        )
-        for pk, ticket_id, fingerprint, message_id in rows:
-            entries = self._by_id.setdefault(message_id, [])
-            if all(entry.id != pk for entry in entries):
-                entries.append(_KnownMessage(pk, ticket_id, fingerprint))
-
-    def reload(self, session: Session, message_id: str) -> None:
-        self._by_id.pop(message_id, None)
-        self._query(session, [message_id])
-
-    def get(self, message_id: str) -> list[_KnownMessage]:
-        return self._by_id.get(message_id, [])
-
-    def add(self, message: Message) -> None:
-        entry = _KnownMessage(message.id, message.ticket_id, message.fingerprint)
-        self._by_id.setdefault(message.message_id, []).append(entry)
-
-
-def _event(ticket: Ticket, now: datetime, kind: str, actor: str, data: dict[str, Any]) -> Event:
-    return Event(ticket=ticket, at=now, kind=kind, actor=actor, data=data)
-
-
-def _quarantine_entry(
-    raw: bytes,
-    source: MailSource | None,
-    kind: str,
-    reason: str,
-    now: datetime,
-    raw_id: int | None,
-) -> Quarantine:
-    # Best-effort identification for `quarantine list`; the parser never raises.
-    parsed = parse_message(raw)
-    return Quarantine(
-        kind=kind,
-        reason=reason[:4000],
-        raw_id=raw_id,
-        mailbox=source.mailbox if source else None,
-        uidvalidity=source.uidvalidity if source else None,
-        uid=source.uid if source else None,
-        message_id=parsed.message_id[:998],
-        from_email=parsed.from_addr.email if parsed.from_addr else None,
-        subject=parsed.subject[:998],
-        created_at=now,
-    )
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"[:4000]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -16,8 +17,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from daemon.errors import ConfigError
 from daemon.intake import MailboxWorker, SyncReport
 from daemon.mailbox_store import MailboxStore
+from daemon.outbox import OutboxConfig
 from daemon.service import IngestResult, IntakeService, ServiceConfig
 from daemon.settings import MailboxSettings, Settings, resolve_secret
+from daemon.smtp_sender import OutboxSender
+from daemon.triage import Triage
 from models import create_database_engine, session_factory, upgrade_schema
 
 __all__ = ["Application", "utc_now"]
@@ -44,6 +48,7 @@ class Application:
     sessions: sessionmaker[Session]
     service: IntakeService
     clock: Callable[[], datetime]
+    outbox_wake: threading.Event = field(default_factory=threading.Event)
     on_batch: Callable[[Sequence[IngestResult]], None] | None = None
     _secrets: dict[str, SecretStr] = field(default_factory=dict)
 
@@ -66,14 +71,32 @@ class Application:
         if upgrade:
             upgrade_schema(engine)
         sessions = session_factory(engine)
+        secret_bytes = secret.get_secret_value().encode()
+        domain = settings.security.message_id_domain
+        outbox = OutboxConfig.from_settings(
+            settings.outbox,
+            secret=secret_bytes,
+            domain=domain,
+            loop_value=_loop_value(settings),
+            from_address=settings.smtp.from_address if settings.smtp else f"support@{domain}",
+            own_addresses=settings.own_addresses,
+        )
+        folder = settings.routing.templates.folder
+        triage = Triage(
+            settings.routing,
+            outbox,
+            template_folder=settings.resolve_path(Path(folder)) if folder else None,
+        )
+        wake = threading.Event()
         config = ServiceConfig(
-            secret=secret.get_secret_value().encode(),
+            secret=secret_bytes,
             own_addresses=settings.own_addresses,
             loop_value=_loop_value(settings),
             ticket_prefix=settings.security.ticket_prefix,
             max_message_bytes=settings.intake.max_message_bytes,
         )
-        return cls(settings, engine, sessions, IntakeService(sessions, config, clock), clock)
+        service = IntakeService(sessions, config, clock, triage=triage, on_queued=wake.set)
+        return cls(settings, engine, sessions, service, clock, outbox_wake=wake)
 
     def mailbox_secret(self, mailbox: MailboxSettings) -> Callable[[], SecretStr]:
         """A callable giving the mailbox's password (cached) or a fresh OAuth2 token."""
@@ -125,11 +148,31 @@ class Application:
             for mailbox in self.settings.mailboxes
         ]
 
+    def sender(self) -> OutboxSender | None:
+        """The outbox sender, or None when no ``[smtp]`` is configured."""
+        smtp = self.settings.smtp
+        if smtp is None:
+            return None
+        password = None
+        if smtp.password_env or smtp.password_file:
+            password = resolve_secret(
+                "smtp.password",
+                env=smtp.password_env,
+                file=smtp.password_file,
+                base_dir=self.settings.base_dir,
+            )
+        return OutboxSender.from_settings(
+            self.sessions, smtp, password, self.clock, self.settings.outbox
+        )
+
     def run_once(self) -> dict[str, SyncReport]:
-        """Process what is waiting in every mailbox once, then return."""
+        """Process what is waiting in every mailbox once, send what is due, then return."""
         reports: dict[str, SyncReport] = {}
         for worker in self.workers():
             reports[worker.mailbox.name] = worker.run_once()
+        sender = self.sender()
+        if sender is not None:
+            asyncio.run(_send_once(sender, self.clock()))
         return reports
 
     def run(self, stop: threading.Event) -> None:
@@ -140,10 +183,18 @@ class Application:
             )
             for worker in self.workers()
         ]
+        sender = self.sender()
+        if sender is not None:
+            threads.append(
+                threading.Thread(
+                    target=sender.run_forever, args=(stop, self.outbox_wake), name="smtp-outbox"
+                )
+            )
         for thread in threads:
             thread.start()
-        logger.info("complaintd running with %d mailbox(es)", len(threads))
+        logger.info("complaintd running with %d mailbox(es)", len(self.settings.mailboxes))
         stop.wait()
+        self.outbox_wake.set()
         for thread in threads:
             thread.join(timeout=30)
         logger.info("complaintd stopped")
@@ -151,3 +202,13 @@ class Application:
     def close(self) -> None:
         """Release database connections."""
         self.engine.dispose()
+
+
+async def _send_once(sender: OutboxSender, now: datetime) -> None:
+    try:
+        report = await sender.send_due(now)
+        logger.info(
+            "outbox: sent %d, retrying %d, failed %d", report.sent, report.retried, report.failed
+        )
+    finally:
+        await sender.aclose()

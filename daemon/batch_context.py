@@ -14,6 +14,7 @@ from models import Message
 
 if TYPE_CHECKING:
     from classifier import Prediction
+    from daemon.triage import TriageBatch
 
 __all__ = ["BatchContext", "KnownMessage", "KnownMessages"]
 
@@ -24,6 +25,7 @@ class BatchContext:
 
     known: KnownMessages
     predictions: dict[int, Prediction]
+    triage: TriageBatch | None = None
 
     def prediction(self, parsed: ParsedMessage) -> Prediction | None:
         """The prediction made for this parsed mail, if it was classified."""

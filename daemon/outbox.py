@@ -152,13 +152,16 @@ def enqueue(
     config: OutboxConfig,
     cc: Sequence[Recipient] = (),
     now: datetime | None = None,
+    flood_capped: bool | None = None,
 ) -> OutboxMail | None:
     """Queue one mail about ``ticket`` in the caller's transaction (adds rows, never commits).
 
     ``kind`` names the mail (``acknowledgement``, ``assignment_notice``, ...);
     ``audience`` is whom the signed Message-ID is minted for: the customer, or
     the agent at the first ``to`` address. ``automatic`` marks mail no person
-    wrote: it gets ``Auto-Submitted`` and counts towards the flood cap.
+    wrote: it gets ``Auto-Submitted`` and counts towards the flood cap, unless
+    ``flood_capped`` is False (notices to our own agents: the cap is there to
+    stop ping-pong with robots outside, not to silence staff notices).
     ``subject`` and display names may hold customer text; they are sanitised.
 
     Returns the new row: ``pending``, or ``suppressed`` when the flood cap was
@@ -217,7 +220,7 @@ def enqueue(
         next_attempt_at=now,
         created_at=now,
     )
-    if automatic:
+    if automatic if flood_capped is None else flood_capped:
         recent = _recent_automatic(session, recipient_key, now - config.flood_cap_window)
         if recent >= config.flood_cap_count:
             window = int(config.flood_cap_window.total_seconds() // 60)

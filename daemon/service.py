@@ -35,6 +35,7 @@ from daemon.records import (
 from daemon.references import format_ticket_ref, parse_ticket_tag, verify_references
 from daemon.ticket_classification import Classify, apply_prediction
 from daemon.ticket_matching import MatchCandidates, TicketMatch, match_ticket
+from daemon.triage import Triage
 from models import (
     MailboxReceipt,
     Message,
@@ -115,11 +116,15 @@ class IntakeService:
         config: ServiceConfig,
         clock: Callable[[], datetime],
         classify: Classify | None = None,
+        triage: Triage | None = None,
+        on_queued: Callable[[], None] | None = None,
     ) -> None:
         self._sessions = sessions
         self._config = config
         self._clock = clock
         self._classify = classify
+        self._triage = triage
+        self._on_queued = on_queued
 
     # -- public API ---------------------------------------------------------
 
@@ -150,6 +155,7 @@ class IntakeService:
                         session, [mail for mail in parsed if not isinstance(mail, Exception)]
                     ),
                     predictions,
+                    self._triage.begin(session) if self._triage is not None else None,
                 )
                 results: list[IngestResult | None] = [None] * len(items)
                 group: list[int] = []
@@ -167,9 +173,13 @@ class IntakeService:
                             source=source,
                         )
                 self._store_group(session, items, parsed, group, results, batch)
-                return [result for result in results if result is not None]
+                if batch.triage is not None:
+                    batch.triage.finish(session)
         except OperationalError as exc:
             raise TransientError(f"database unavailable: {exc.orig}") from exc
+        if batch.triage is not None and batch.triage.queued and self._on_queued is not None:
+            self._on_queued()
+        return [result for result in results if result is not None]
 
     def reject_oversized(self, header: bytes, size: int, source: MailSource) -> IngestResult:
         """Record a mail too large to store; it stays on the IMAP server, nothing is lost."""
@@ -211,7 +221,9 @@ class IntakeService:
                 )
             try:
                 parsed = parse_message(raw.data, own_loop_header_value=self._config.loop_value)
-                batch = BatchContext(KnownMessages.load(session, [parsed]), self._predict([parsed]))
+                triage = self._triage.begin(session) if self._triage is not None else None
+                known = KnownMessages.load(session, [parsed])
+                batch = BatchContext(known, self._predict([parsed]), triage)
                 with session.begin_nested():
                     result = self._store(session, raw.data, parsed, None, raw, batch)
             except _RejectionError as exc:
@@ -228,7 +240,11 @@ class IntakeService:
                 )
             entry.resolved_at = self._clock()
             entry.resolved_message_pk = result.message_pk
-            return result
+            if triage is not None:
+                triage.finish(session)
+        if triage is not None and triage.queued and self._on_queued is not None:
+            self._on_queued()
+        return result
 
     # -- one mail -------------------------------------------------------------
 
@@ -317,6 +333,10 @@ class IntakeService:
                 for ticket, message in created:
                     ticket.ref = format_ticket_ref(ticket.id, self._config.ticket_prefix)
                     batch.known.add(message)
+                for i, (ticket, _message) in zip(group, created, strict=True):
+                    mail = parsed[i]
+                    assert not isinstance(mail, Exception)
+                    self._run_triage(session, batch, ticket, mail)
                 session.flush()
         except OperationalError:
             raise
@@ -366,6 +386,7 @@ class IntakeService:
         session.add(
             new_event(ticket, now, "created", sender, {"reason": reason, "mailbox": ticket.mailbox})
         )
+        apply_prediction(session, ticket, parsed, batch.prediction(parsed), now, new=True)
         return ticket, message
 
     def _ingest_isolated(
@@ -457,6 +478,7 @@ class IntakeService:
             data = {"reason": match.reason, "mailbox": ticket.mailbox}
             session.add(new_event(ticket, now, "created", sender, data))
             apply_prediction(session, ticket, parsed, batch.prediction(parsed), now, new=True)
+            self._run_triage(session, batch, ticket, parsed)
         else:
             self._note_follow_up(session, ticket, parsed, kind, sender, message, match, now)
             if kind in (MailKind.CUSTOMER, MailKind.LIST):
@@ -465,6 +487,24 @@ class IntakeService:
         return IngestResult(outcome, ticket_ref=ticket.ref, message_pk=message.id)
 
     # -- steps --------------------------------------------------------------
+
+    def _run_triage(
+        self, session: Session, batch: BatchContext, ticket: Ticket, parsed: ParsedMessage
+    ) -> None:
+        """Route and acknowledge a new ticket; a failure here never loses the ticket."""
+        if batch.triage is None:
+            return
+        now = self._clock()
+        kind = classify_mail(parsed, self._config.own_addresses, self._config.loop_value)
+        try:
+            with session.begin_nested():
+                batch.triage.new_ticket(session, ticket, parsed, kind, now)
+        except OperationalError:
+            raise
+        except Exception as exc:
+            # The ticket is stored either way; an admin sees why it has no owner.
+            logger.exception("triage of %s failed; the ticket stays unrouted", ticket.ref)
+            session.add(new_event(ticket, now, "triage_failed", "system", {"error": str(exc)}))
 
     def _find_ticket(
         self, session: Session, parsed: ParsedMessage, sender: str | None, kind: MailKind

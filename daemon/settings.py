@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from daemon.errors import ConfigError
+from daemon.outbox import OutboxSettings
 from routing.config import ROUTING_SECTIONS, RoutingConfig, routing_config_from_document
 
 __all__ = [
@@ -217,6 +218,7 @@ class Settings(_Section):
     security: SecuritySettings = SecuritySettings()
     intake: IntakeSettings = IntakeSettings()
     classifier: ClassifierSettings = ClassifierSettings()
+    outbox: OutboxSettings = OutboxSettings()
     logging: LoggingSettings = LoggingSettings()
     base_dir: Path = Path()
     """Folder relative paths in the file are resolved against (the config's folder)."""

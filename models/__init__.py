@@ -14,6 +14,7 @@ from models.schema import (
     Participant,
     Quarantine,
     RawMessage,
+    RoutingState,
     Ticket,
 )
 
@@ -30,6 +31,7 @@ __all__ = [
     "Participant",
     "Quarantine",
     "RawMessage",
+    "RoutingState",
     "Ticket",
     "create_database_engine",
     "session_factory",

@@ -36,6 +36,7 @@ __all__ = [
     "Participant",
     "Quarantine",
     "RawMessage",
+    "RoutingState",
     "Ticket",
     "UTCDateTime",
 ]
@@ -107,6 +108,11 @@ class Ticket(Base):
     team: Mapped[str | None] = mapped_column(String(64))
     assignee: Mapped[str | None] = mapped_column(String(320))
     mailbox: Mapped[str | None] = mapped_column(String(64))
+    routing_rule: Mapped[str | None] = mapped_column(String(128))
+    tags: Mapped[list[Any]] = mapped_column(JSON, default=list, server_default="[]")
+    sla_policy: Mapped[str | None] = mapped_column(String(64))
+    first_response_due_at: Mapped[datetime | None] = mapped_column(index=True)
+    resolution_due_at: Mapped[datetime | None] = mapped_column(index=True)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -359,3 +365,12 @@ class OutboxMail(Base):
     sent_at: Mapped[datetime | None]
 
     ticket: Mapped[Ticket | None] = relationship(lazy="raise_on_sql")
+
+
+class RoutingState(Base):
+    """Round-robin position per team, shared by every daemon instance."""
+
+    __tablename__ = "routing_state"
+
+    team: Mapped[str] = mapped_column(String(64), primary_key=True)
+    next_index: Mapped[int] = mapped_column(Integer, default=0)

@@ -116,6 +116,13 @@ class RawHeaders:
         simple = _simple_address(raw)
         if simple is not None:
             return _to_addresses([simple], self._hint)
+        encoded = _encoded_name_address(raw)
+        if encoded is not None:
+            # An encoded-word name with specials inside (``=?q?a@b.c?=``) must not
+            # become the address; the angle-bracketed one is the address.
+            phrase, addr = encoded
+            display = decode_raw_text(phrase, name, defects, self._hint) if phrase else ""
+            return _to_addresses([(display, addr)], self._hint)
         if not has_surrogates(raw) and len(raw) <= _MAX_POLICY_VALUE:
             try:
                 # An AddressHeader, though typeshed calls the result str.
@@ -130,6 +137,19 @@ class RawHeaders:
                         pairs = _names_from_comments(raw, pairs)
                     return _to_addresses(_split_bare_name(raw, pairs), self._hint)
         return _to_addresses(_fallback_pairs(raw, name, defects, self._hint), self._hint)
+
+
+_ENCODED_NAME_ADDRESS_RE = re.compile(
+    r"^(?P<phrase>[^<>\"]*=\?[^<>\"]*)<(?P<addr>[^<>\s@,;:]+@[^<>\s,;:]+)>\s*$"
+)
+
+
+def _encoded_name_address(raw: str) -> tuple[str, str] | None:
+    """``=?..?= <a@b.c>``: one angle address after a name made of encoded words."""
+    match = _ENCODED_NAME_ADDRESS_RE.match(raw.strip())
+    if match is None:
+        return None
+    return match.group("phrase").strip(), match.group("addr")
 
 
 def _simple_address(raw: str) -> tuple[str, str] | None:

@@ -51,7 +51,8 @@ def test_new_complaint_becomes_a_ticket_with_history(app: Application) -> None:
     assert ticket["status"] == "new"
     assert ticket["messages"][0]["text"].startswith("Hello,")
     assert ticket["messages"][0]["uid"] == 1
-    assert [event["kind"] for event in ticket["events"]] == ["created"]
+    assert [event["kind"] for event in ticket["events"]] == ["created", "routed"]
+    assert ticket["tier"] == 1 and ticket["team"]
     # Our own address is never a participant; the customer's CC is.
     assert participants == {"anna@example.com", "husband@example.com"}
     assert (receipt.mailbox, receipt.uidvalidity, receipt.uid) == ("support", 7, 1)
@@ -80,7 +81,7 @@ def test_same_mail_to_two_addresses_is_one_ticket(app: Application) -> None:
     with app.sessions() as session:
         ticket = show_ticket(session, first.ticket_ref or "")
     assert ticket is not None
-    assert [e["kind"] for e in ticket["events"]] == ["created", "duplicate_delivery"]
+    assert [e["kind"] for e in ticket["events"]] == ["created", "routed", "duplicate_delivery"]
 
 
 def test_reused_message_id_with_other_content_is_not_swallowed(app: Application) -> None:

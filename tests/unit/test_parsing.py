@@ -683,3 +683,14 @@ def test_hostile_headers_do_not_make_parsing_quadratic() -> None:
     assert time.perf_counter() - start < 10
     assert parsed.full_text == "body"
     assert "overlong Content-* header cut before parsing" in parsed.header_defects
+
+
+def test_encoded_display_name_with_specials_does_not_replace_the_address() -> None:
+    raw = (
+        b"From: =?utf-8?q?Evil=0D=0ABcc:_victim@example.net?= <evil@example.org>\r\n"
+        b"Subject: hi\r\n\r\nbody\r\n"
+    )
+    parsed = parse_message(raw)
+    assert parsed.from_addr is not None
+    assert parsed.from_addr.email == "evil@example.org"
+    assert "\n" not in parsed.from_addr.name and "\r" not in parsed.from_addr.name

@@ -129,6 +129,24 @@ class _Progress:
         return False
 
 
+def _show_outgoing(smtp: SmtpSink) -> None:
+    """What the SMTP sink received: acknowledgements to customers, notices to agents."""
+    received = smtp.wait_for(1, timeout=10)
+    time.sleep(1.0)  # let the sender finish its batch
+    received = list(smtp.messages)
+    print(f"\n{len(received)} mails went out through SMTP:")
+    for item in received:
+        message = item.message
+        kind = "ack   " if message["Auto-Submitted"] == "auto-replied" else "notice"
+        print(f"  {kind} to {', '.join(item.rcpt_tos):<34} {message['Subject']}")
+    acks = [i.message for i in received if i.message["Auto-Submitted"] == "auto-replied"]
+    german = next((m for m in acks if "Paket" in str(m["Subject"])), None)
+    if german is not None:
+        print("\nThe acknowledgement the German customer received:\n")
+        print(f"Subject: {german['Subject']}\n")
+        print(german.get_content().strip())
+
+
 def run_demo(*, keep_running: bool = False) -> int:
     """Run the demo end to end; return the process exit code."""
     configure_logging("WARNING")  # the demo narrates; the daemon's INFO lines would interleave
@@ -188,6 +206,7 @@ def run_demo(*, keep_running: bool = False) -> int:
                 detail = show_ticket(session, first["ref"])
             if detail is not None:
                 print(render_ticket(detail))
+            _show_outgoing(smtp)
             if keep_running:
                 print("\nstill running; press Ctrl-C to stop")
                 while True:

@@ -271,6 +271,10 @@ def _build_parser() -> argparse.ArgumentParser:
     from daemon.classifier_cli import register_classifier_commands
 
     register_classifier_commands(commands, tickets, add)
+
+    from daemon.routing_cli import register_routing_commands
+
+    register_routing_commands(commands, add)
     return parser
 
 

@@ -131,7 +131,7 @@ class _Progress:
 
 def _show_outgoing(smtp: SmtpSink) -> None:
     """What the SMTP sink received: acknowledgements to customers, notices to agents."""
-    received = smtp.wait_for(1, timeout=10)
+    smtp.wait_for(1, timeout=10)
     time.sleep(1.0)  # let the sender finish its batch
     received = list(smtp.messages)
     print(f"\n{len(received)} mails went out through SMTP:")

@@ -187,3 +187,66 @@ def test_sigterm_stops_the_daemon_cleanly(mailbox: ImapAccount, tmp_path: Path) 
     assert "complaintd stopped" in log
     assert "Traceback" not in log
     assert mailbox.password not in log
+
+
+def test_routing_explain_prints_the_decision_and_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "r.toml"
+    config.write_text(
+        _config(tmp_path).read_text(encoding="utf-8")
+        + """
+[[calendars]]
+name = "office"
+time_zone = "Europe/Budapest"
+holidays_country = "HU"
+
+[[teams]]
+name = "desk"
+calendar = "office"
+email = "desk@example.com"
+[[teams.members]]
+name = "Eszter"
+email = "eszter@example.com"
+
+[tiers]
+frontline = "desk"
+supervisors = "desk"
+resolution_lead = "desk"
+triage = "desk"
+[tiers.specialists]
+default = "desk"
+
+[[sla_policies]]
+name = "all"
+severity = ["low", "medium", "high", "critical"]
+first_response = "4h"
+next_response = "8h"
+resolution = "5d"
+
+[[rules]]
+name = "press"
+subject_regex = "(?i)interview"
+tier = 3
+acknowledge = false
+
+[[rules]]
+name = "default"
+""",
+        encoding="utf-8",
+    )
+    mail = tmp_path / "m.eml"
+    mail.write_bytes(complaint(subject="Broken kettle"))
+    assert main(["--config", str(config), "routing", "explain", str(mail), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result) >= {
+        "rule", "reasons", "tier", "team", "assignee", "sla", "acknowledge", "why_not",
+    }  # fmt: skip
+    assert result["rule"] == "default"
+    assert result["assignee"] == "eszter@example.com"
+    assert result["sla"]["policy"] == "all"
+    assert result["why_not"][0]["rule"] == "press"
+    mail.write_bytes(complaint(subject="Interview request"))
+    assert main(["--config", str(config), "routing", "explain", str(mail), "--json"]) == 0
+    press = json.loads(capsys.readouterr().out)
+    assert (press["rule"], press["tier"], press["acknowledge"]) == ("press", 3, False)

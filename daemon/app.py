@@ -14,9 +14,11 @@ from pydantic import SecretStr
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from daemon.classification import ModelHolder
 from daemon.errors import ConfigError
 from daemon.intake import MailboxWorker, SyncReport
 from daemon.mailbox_store import MailboxStore
+from daemon.model_registry import ensure_active_model
 from daemon.outbox import OutboxConfig
 from daemon.service import IngestResult, IntakeService, ServiceConfig
 from daemon.settings import MailboxSettings, Settings, resolve_secret
@@ -47,6 +49,7 @@ class Application:
     engine: Engine
     sessions: sessionmaker[Session]
     service: IntakeService
+    classifier: ModelHolder
     clock: Callable[[], datetime]
     outbox_wake: threading.Event = field(default_factory=threading.Event)
     on_batch: Callable[[Sequence[IngestResult]], None] | None = None
@@ -59,6 +62,7 @@ class Application:
         *,
         clock: Callable[[], datetime] = utc_now,
         upgrade: bool = True,
+        progress: bool = True,
     ) -> Application:
         """Connect the database (migrating it unless told not to) and resolve secrets."""
         secret = resolve_secret(
@@ -71,6 +75,14 @@ class Application:
         if upgrade:
             upgrade_schema(engine)
         sessions = session_factory(engine)
+        holder = ModelHolder(
+            sessions,
+            abstain_below=settings.classifier.abstain_below,
+            reload_interval=settings.classifier.reload_interval,
+        )
+        if settings.classifier.train_on_first_run:
+            ensure_active_model(sessions, settings, progress=progress)
+        holder.refresh(force=True)
         secret_bytes = secret.get_secret_value().encode()
         domain = settings.security.message_id_domain
         outbox = OutboxConfig.from_settings(
@@ -95,8 +107,10 @@ class Application:
             ticket_prefix=settings.security.ticket_prefix,
             max_message_bytes=settings.intake.max_message_bytes,
         )
-        service = IntakeService(sessions, config, clock, triage=triage, on_queued=wake.set)
-        return cls(settings, engine, sessions, service, clock, outbox_wake=wake)
+        service = IntakeService(
+            sessions, config, clock, classify=holder.classify, triage=triage, on_queued=wake.set
+        )
+        return cls(settings, engine, sessions, service, holder, clock, outbox_wake=wake)
 
     def mailbox_secret(self, mailbox: MailboxSettings) -> Callable[[], SecretStr]:
         """A callable giving the mailbox's password (cached) or a fresh OAuth2 token."""

@@ -109,9 +109,10 @@ class _Progress:
                 with self._app.sessions() as session:
                     ticket = show_ticket(session, result.ticket_ref)
                 if ticket is not None:
+                    label = f"{ticket['category']}/{ticket['severity']}"
                     print(
-                        f"  new ticket {ticket['ref']}  {ticket['customer_email']:<32} "
-                        f"{ticket['subject'][:60]}",
+                        f"  new ticket {ticket['ref']}  [{ticket['language']}] {label:<26} "
+                        f"{ticket['customer_email']:<30} {ticket['subject'][:44]}",
                         flush=True,
                     )
             elif result.outcome is IngestOutcome.ADDED:
@@ -199,7 +200,8 @@ def run_demo(*, keep_running: bool = False) -> int:
             with app.sessions() as session:
                 tickets = list_tickets(session)
             print("\n" + render_table(
-                tickets, ["ref", "status", "customer_email", "subject", "message_count"]
+                tickets,
+                ["ref", "category", "severity", "tier", "assignee", "subject", "message_count"],
             ))  # fmt: skip
             print(f"\n{len(tickets)} tickets from {len(mails) + 2} mails. The first one in full:\n")
             with app.sessions() as session:

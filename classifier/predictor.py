@@ -1,0 +1,179 @@
+"""The trained classifier as the daemon uses it: mails in, :class:`Prediction` out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from classifier.heads import Head
+from classifier.language import detect_language_with_confidence
+from classifier.prediction import Prediction
+from classifier.signals import Signal, find_signals
+from classifier.taxonomy import (
+    DEFAULT_SEVERITY,
+    UNCLASSIFIED,
+    is_default_scale,
+    max_severity,
+    severity_rank,
+)
+from classifier.textprep import prepare_text
+from classifier.vectorize import HashedFeatures
+
+__all__ = ["DEFAULT_ABSTAIN_BELOW", "ComplaintClassifier"]
+
+DEFAULT_ABSTAIN_BELOW = 0.35
+# Only a confident detection of a language the model never saw makes it abstain;
+# short or mixed texts are often misdetected, and the model may still be right.
+_FOREIGN_LANGUAGE_CONFIDENCE = 0.9
+_RULE_CONFIDENCE = 1.0
+
+
+class ComplaintClassifier:
+    """Category and severity for complaint mails, from a category head, an optional
+    severity head and the severity signals.
+
+    Build one with :func:`classifier.train_model` or :func:`classifier.load_model`.
+    Thread-safe for prediction (nothing is mutated); ``abstain_below`` may be changed.
+    """
+
+    def __init__(
+        self,
+        *,
+        features: HashedFeatures,
+        category: Head,
+        severity: Head | None,
+        languages: Sequence[str],
+        version: str,
+        abstain_below: float = DEFAULT_ABSTAIN_BELOW,
+    ) -> None:
+        self._features = features
+        self._category = category
+        self._severity_head = severity
+        self._categories = category.classes
+        self._severities = severity.classes if severity is not None else None
+        # Signal floors live on the default scale; a custom severity scale has no
+        # order we know, so floors are recorded but do not change its labels.
+        self._floors_apply = self._severities is None or is_default_scale(self._severities)
+        self._languages = tuple(languages)
+        self.version = version
+        self.abstain_below = abstain_below
+
+    @property
+    def abstain_below(self) -> float:
+        """Category confidence below which the category is ``unclassified``."""
+        return self._abstain_below
+
+    @abstain_below.setter
+    def abstain_below(self, value: float) -> None:
+        if not 0.0 <= value <= 1.0:
+            raise ValueError("abstain_below must be between 0 and 1")
+        self._abstain_below = float(value)
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        """The labels the category model predicts."""
+        return self._categories
+
+    @property
+    def severities(self) -> tuple[str, ...] | None:
+        """The labels of the severity model, or None when it has none (signals only)."""
+        return self._severities
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """Languages of the training data (ISO 639-1); others make the model abstain."""
+        return self._languages
+
+    @property
+    def features(self) -> HashedFeatures:
+        """How texts are hashed into counts (shared by both heads)."""
+        return self._features
+
+    @property
+    def heads(self) -> dict[str, Head | None]:
+        """The fitted heads (``severity`` is None without a severity head)."""
+        return {"category": self._category, "severity": self._severity_head}
+
+    def predict(self, subject: str, body: str) -> Prediction:
+        """The prediction for one mail (``body`` may still contain quotes and signature)."""
+        return self.predict_many([(subject, body)])[0]
+
+    def predict_many(self, items: Sequence[tuple[str, str]]) -> list[Prediction]:
+        """Predictions for many ``(subject, body)`` pairs at once (much faster per mail)."""
+        return self.predict_prepared([prepare_text(subject, body) for subject, body in items])
+
+    def predict_prepared(
+        self, texts: Sequence[str], *, abstain: bool = True
+    ) -> list[Prediction]:
+        """Predictions for texts already passed through :func:`~classifier.prepare_text`.
+
+        With ``abstain=False`` the category is always the model's best guess (for
+        evaluation).
+        """
+        present = [index for index, text in enumerate(texts) if text]
+        predictions = [self._empty()] * len(texts)
+        if not present:
+            return predictions
+        batch = [texts[index] for index in present]
+        counts = self._features.transform(batch)
+        category_probs = self._category.probabilities(counts)
+        severity_probs = (
+            self._severity_head.probabilities(counts) if self._severity_head is not None else None
+        )
+        for row, index in enumerate(present):
+            text = batch[row]
+            language, language_confidence = detect_language_with_confidence(text)
+            signals = find_signals(text)
+            best = int(np.argmax(category_probs[row]))
+            category = self._categories[best]
+            confidence = float(category_probs[row][best])
+            if abstain and (
+                confidence < self._abstain_below
+                or self._foreign(language, language_confidence)
+            ):
+                category = UNCLASSIFIED
+            severity, severity_confidence = self._severity(
+                None if severity_probs is None else severity_probs[row], signals
+            )
+            predictions[index] = Prediction(
+                category=category,
+                category_confidence=confidence,
+                severity=severity,
+                severity_confidence=severity_confidence,
+                language=language,
+                signals=tuple(signal.name for signal in signals),
+                model_version=self.version,
+            )
+        return predictions
+
+    def _empty(self) -> Prediction:
+        """No text at all: nothing to classify, the default severity, no language."""
+        return Prediction(UNCLASSIFIED, 0.0, DEFAULT_SEVERITY, 0.0, None, (), self.version)
+
+    def _foreign(self, language: str | None, confidence: float) -> bool:
+        return (
+            language is not None
+            and bool(self._languages)
+            and language not in self._languages
+            and confidence >= _FOREIGN_LANGUAGE_CONFIDENCE
+        )
+
+    def _severity(
+        self, probabilities: np.ndarray[Any, Any] | None, signals: list[Signal]
+    ) -> tuple[str, float]:
+        floors = [signal.floor for signal in signals] if self._floors_apply else []
+        if probabilities is None or self._severities is None:
+            if floors:
+                return max_severity(*floors), _RULE_CONFIDENCE
+            return DEFAULT_SEVERITY, 0.0
+        best = int(np.argmax(probabilities))
+        estimate = self._severities[best]
+        confidence = float(probabilities[best])
+        if not self._floors_apply:
+            return estimate, confidence
+        final = max_severity(estimate, *floors)
+        if severity_rank(final) > severity_rank(estimate):
+            return final, _RULE_CONFIDENCE
+        return final, confidence

@@ -12,18 +12,42 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from daemon.classification import ModelHolder
 from daemon.parsing import parse_message
 from daemon.settings import Settings
 from daemon.triage import facts_for
+from models import create_database_engine, session_factory, upgrade_schema
 from routing import route
 
 __all__ = ["register_routing_commands"]
 
 
 def _classify(settings: Settings, subject: str, text: str) -> dict[str, Any]:
-    """The active model's prediction; empty until the classifier is wired in."""
-    del settings, subject, text
-    return {}
+    """The active model's prediction (read-only use of the database); empty without a model."""
+    engine = create_database_engine(settings.database_url())
+    try:
+        upgrade_schema(engine)
+        holder = ModelHolder(
+            session_factory(engine),
+            abstain_below=settings.classifier.abstain_below,
+            reload_interval=settings.classifier.reload_interval,
+        )
+        holder.refresh(force=True)
+        predictions = holder.classify([(subject, text)])
+    finally:
+        engine.dispose()
+    if not predictions:
+        return {}
+    prediction = predictions[0]
+    return {
+        "category": prediction.category,
+        "category_confidence": prediction.category_confidence,
+        "severity": prediction.severity,
+        "severity_confidence": prediction.severity_confidence,
+        "language": prediction.language,
+        "signals": list(prediction.signals),
+        "model_version": prediction.model_version,
+    }
 
 
 def _cmd_explain(args: argparse.Namespace, settings: Settings) -> int:

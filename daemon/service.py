@@ -336,7 +336,9 @@ class IntakeService:
                 for i, (ticket, _message) in zip(group, created, strict=True):
                     mail = parsed[i]
                     assert not isinstance(mail, Exception)
-                    self._run_triage(session, batch, ticket, mail)
+                    # Inside the group's savepoint: a failure sends the whole group
+                    # down the one-by-one path, where each triage is isolated.
+                    self._run_triage(session, batch, ticket, mail, isolated=False)
                 session.flush()
         except OperationalError:
             raise
@@ -489,13 +491,22 @@ class IntakeService:
     # -- steps --------------------------------------------------------------
 
     def _run_triage(
-        self, session: Session, batch: BatchContext, ticket: Ticket, parsed: ParsedMessage
+        self,
+        session: Session,
+        batch: BatchContext,
+        ticket: Ticket,
+        parsed: ParsedMessage,
+        *,
+        isolated: bool = True,
     ) -> None:
         """Route and acknowledge a new ticket; a failure here never loses the ticket."""
         if batch.triage is None:
             return
         now = self._clock()
         kind = classify_mail(parsed, self._config.own_addresses, self._config.loop_value)
+        if not isolated:
+            batch.triage.new_ticket(session, ticket, parsed, kind, now)
+            return
         try:
             with session.begin_nested():
                 batch.triage.new_ticket(session, ticket, parsed, kind, now)

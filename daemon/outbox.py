@@ -268,7 +268,6 @@ def _without_own(
 
 
 def _recent_automatic(session: Session, recipient_key: str, since: datetime) -> int:
-    # Autoflush makes rows queued earlier in this same transaction count too.
     count = session.scalar(
         select(func.count())
         .select_from(OutboxMail)
@@ -279,7 +278,19 @@ def _recent_automatic(session: Session, recipient_key: str, since: datetime) -> 
             OutboxMail.status != "suppressed",
         )
     )
-    return int(count or 0)
+    # After the query (which autoflushes unless the caller turned that off): rows
+    # queued in this transaction and still unflushed count too, flushed ones
+    # are in the query already.
+    pending = sum(
+        1
+        for row in session.new
+        if isinstance(row, OutboxMail)
+        and row.recipient_key == recipient_key
+        and row.automatic
+        and row.status != "suppressed"
+        and row.created_at >= since
+    )
+    return int(count or 0) + pending
 
 
 def _event(

@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from functools import cached_property
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,7 @@ import scipy.sparse as sp
 from classifier.vectorize import HashedFeatures
 
 __all__ = ["Head", "ModelConfig", "fit_idf", "softmax", "tfidf"]
+
 
 @dataclass(frozen=True, slots=True)
 class ModelConfig:
@@ -71,20 +73,19 @@ class Head:
     temperature: float
 
     @cached_property
-    def _full_weights(self) -> np.ndarray[Any, Any]:
-        # Sparse text rows times dense weights is the fastest product scipy offers.
-        size = sum(len(vector) for vector in self.idf)
-        full = np.zeros((size, len(self.classes)), dtype=np.float32)
+    def _block_weights(self) -> tuple[np.ndarray[Any, Any], ...]:
+        # Sparse rows times dense weights is the fastest product scipy offers; one
+        # dense matrix per block spares stacking the blocks side by side.
+        full = np.zeros((sum(len(v) for v in self.idf), len(self.classes)), dtype=np.float32)
         full[self.columns] = self.weights.T
-        return full
+        bounds = np.cumsum([0, *(len(vector) for vector in self.idf)])
+        return tuple(full[start:end] for start, end in pairwise(bounds))
 
     def decisions(self, counts: Sequence[sp.csr_matrix]) -> np.ndarray[Any, Any]:
         """The SVM's decision values, one column per class."""
-        features = sp.hstack(
-            [tfidf(block, idf) for block, idf in zip(counts, self.idf, strict=True)],
-            format="csr",
-        )
-        result: np.ndarray[Any, Any] = features @ self._full_weights + self.intercept
+        result = np.tile(self.intercept, (counts[0].shape[0], 1))
+        for block, idf, weights in zip(counts, self.idf, self._block_weights, strict=True):
+            result += tfidf(block, idf) @ weights
         return result
 
     def probabilities(self, counts: Sequence[sp.csr_matrix]) -> np.ndarray[Any, Any]:
@@ -101,12 +102,12 @@ def fit_idf(counts: sp.csr_matrix) -> np.ndarray[Any, Any]:
 
 def tfidf(counts: sp.csr_matrix, idf: np.ndarray[Any, Any]) -> sp.csr_matrix:
     """Sublinear tf (``1 + ln tf``) times idf, each row scaled to unit length."""
-    weighted = counts.astype(np.float64, copy=True)
-    weighted.data = (1.0 + np.log(weighted.data)) * idf[weighted.indices]
-    norms = np.sqrt(np.asarray(weighted.multiply(weighted).sum(axis=1)).ravel())
+    data = (1.0 + np.log(counts.data)) * idf[counts.indices]
+    rows = np.repeat(np.arange(counts.shape[0]), np.diff(counts.indptr))
+    norms = np.sqrt(np.bincount(rows, weights=data * data, minlength=counts.shape[0]))
     norms[norms == 0.0] = 1.0
-    weighted.data /= np.repeat(norms, np.diff(weighted.indptr))
-    return weighted
+    data /= norms[rows]
+    return sp.csr_matrix((data, counts.indices, counts.indptr), shape=counts.shape)
 
 
 def softmax(values: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:

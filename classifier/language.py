@@ -16,16 +16,22 @@ MIN_LETTERS = 12
 
 # The language of a mail shows in its first sentences; reading more only costs time
 # (py3langid walks the text byte by byte in Python).
-_SAMPLE_CHARS = 150
+_SAMPLE_CHARS = 100
 _NOT_LETTERS_RE = re.compile(r"[\W\d_]+")
 _PLACEHOLDER_RE = re.compile(r"\bz(?:url|email|amount|num)z\b")
 
 
 @cache
 def _identifier() -> Any:
-    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+    # Imported on first use: numpy and the model (a second to load) are not needed
+    # by the many callers of this package that never detect a language.
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier  # noqa: PLC0415
 
-    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    # py3langid 0.4 renamed the loader; older releases call it from_pickled_model.
+    load = getattr(LanguageIdentifier, "from_model_file", None)
+    if load is None:
+        load = LanguageIdentifier.from_pickled_model
+    return load(MODEL_FILE, norm_probs=True)
 
 
 def detect_language_with_confidence(text: str) -> tuple[str | None, float]:

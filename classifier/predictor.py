@@ -14,6 +14,7 @@ from classifier.signals import Signal, find_signals
 from classifier.taxonomy import (
     DEFAULT_SEVERITY,
     UNCLASSIFIED,
+    cap_severity,
     is_default_scale,
     max_severity,
     severity_rank,
@@ -104,9 +105,7 @@ class ComplaintClassifier:
         """Predictions for many ``(subject, body)`` pairs at once (much faster per mail)."""
         return self.predict_prepared([prepare_text(subject, body) for subject, body in items])
 
-    def predict_prepared(
-        self, texts: Sequence[str], *, abstain: bool = True
-    ) -> list[Prediction]:
+    def predict_prepared(self, texts: Sequence[str], *, abstain: bool = True) -> list[Prediction]:
         """Predictions for texts already passed through :func:`~classifier.prepare_text`.
 
         With ``abstain=False`` the category is always the model's best guess (for
@@ -130,8 +129,7 @@ class ComplaintClassifier:
             category = self._categories[best]
             confidence = float(category_probs[row][best])
             if abstain and (
-                confidence < self._abstain_below
-                or self._foreign(language, language_confidence)
+                confidence < self._abstain_below or self._foreign(language, language_confidence)
             ):
                 category = UNCLASSIFIED
             severity, severity_confidence = self._severity(
@@ -173,7 +171,7 @@ class ComplaintClassifier:
         confidence = float(probabilities[best])
         if not self._floors_apply:
             return estimate, confidence
-        final = max_severity(estimate, *floors)
+        final = cap_severity(max_severity(estimate, *floors), self._severities)
         if severity_rank(final) > severity_rank(estimate):
             return final, _RULE_CONFIDENCE
         return final, confidence

@@ -220,6 +220,13 @@ _LEXICONS: dict[str, dict[str, tuple[str, ...]]] = {
             r"exploded",
             r"explosion",
             r"overheat\w*",
+            r"(?:burning|burnt|electrical) smell",
+            r"smell\w* of burning",
+            (
+                r"(?:plastic|casing|cable|plug|socket|charger|wire|wiring|insulation) "
+                r"(?:\w+ ){0,2}melted"
+            ),
+            r"melted (?:the )?(?:plastic|casing|cable|plug|socket|insulation)",
             r"(?:burnt|burned|burns|scalded|scalding) (?:my|his|her|their|our|him|me|us)",
             r"(?:suffered|got) (?:\w+ )?burns",
             r"burn injur\w*",
@@ -257,6 +264,10 @@ _LEXICONS: dict[str, dict[str, tuple[str, ...]]] = {
             r"explodiert\w*",
             r"explosion",
             r"uberhitz\w*",
+            r"verschmort\w*",
+            r"(?:riecht|roch|riechen) (?:\w+ ){0,2}verbrannt",
+            r"(?:kabel|stecker|gehause|plastik|kunststoff|steckdose|ladegerat|netzteil)\w* "
+            r"(?:\w+ ){0,2}geschmolzen",
             r"verbrennungen",
             r"verbruh\w*",
             r"(?:mich|sich|uns) (?:\w+ ){0,3}verletzt",
@@ -304,6 +315,9 @@ _LEXICONS: dict[str, dict[str, tuple[str, ...]]] = {
             r"felrobban\w*",
             r"robban\w*",
             r"tulmeleged\w*",
+            r"eg(?:ett|es)szag\w*",
+            r"egett szag\w*",
+            r"megolvadt (?:a|az) (?:muanyag|kabel|dugo|csatlakozo|tolto|burkolat|konnektor)\w*",
             r"egesi\w*",
             r"megegett (?:a|az) (?:kez|bor|arc|ujj|lab)\w*",
             r"megegette (?:a|az) (?:kez|bor|arc|ujj|lab)\w*",
@@ -506,8 +520,9 @@ _LEXICONS: dict[str, dict[str, tuple[str, ...]]] = {
             ),
             (
                 r"(?:second|third|fourth|fifth|2nd|3rd|4th|5th|umpteenth|nth) time (?:\w+ ){0,2}"
-                r"(?:writing|contacting|emailing|e-mailing|calling|asking|chasing|complaining|"
-                r"written|contacted|called|asked|chased)"
+                r"(?:write|writing|written|contact|contacting|contacted|email|emailing|"
+                r"e-mailing|call|calling|called|ask|asking|asked|chase|chasing|chased|"
+                r"complain|complaining)"
             ),
             rf"{_CONTACT_EN} (?:\w+ ){{0,4}}{_NUMBER_EN}",
             (
@@ -637,7 +652,7 @@ _COMBINING_RE = re.compile(r"[\u0300-\u036f]")
 
 
 def fold(text: str) -> str:
-    """Lower-case ``text`` without accents, ``ß`` as ``ss``, ``ae``/``oe``/``ue`` as ``a``/``o``/``u``.
+    """``text`` lower-cased, without accents, ``ß`` as ``ss``, ``ae``/``oe``/``ue`` as vowels.
 
     Applied to both the text and the lexicon entries, so spelling with or without
     accents (or with German transliteration) makes no difference.

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import skops.io
 
 from classifier.errors import ClassifierError, ModelLoadError
 from classifier.heads import Head
@@ -73,8 +74,6 @@ def save_model(trained: TrainedModel, directory: Path) -> SavedModel:
     types the file holds (all within :data:`ALLOWED_TYPES`, or nothing is written).
     """
     directory.mkdir(parents=True, exist_ok=True)
-    import skops.io
-
     classifier = trained.classifier
     payload = {
         "format": MODEL_FORMAT,
@@ -109,7 +108,8 @@ def save_model(trained: TrainedModel, directory: Path) -> SavedModel:
         "non_default_types": untrusted,
     }
     _write_text(directory / CARD_FILE, json.dumps(card, indent=2, ensure_ascii=False) + "\n")
-    from classifier.plots import write_confusion_png
+    # Here, not at the top: matplotlib is slow to import and only saving draws.
+    from classifier.plots import write_confusion_png  # noqa: PLC0415
 
     for head, confusion in trained.confusion.items():
         write_confusion_png(confusion, directory / f"confusion_{head}.png", title=head)
@@ -195,8 +195,6 @@ def _head(value: Any) -> Head:
 
 
 def _safe_loads(data: bytes, model_path: Path) -> Any:
-    import skops.io
-
     try:
         untrusted = skops.io.get_untrusted_types(data=data)
     except Exception as exc:  # skops raises zipfile, JSON and key errors for bad files
@@ -210,7 +208,9 @@ def _safe_loads(data: bytes, model_path: Path) -> Any:
     try:
         return skops.io.loads(data, trusted=sorted(ALLOWED_TYPES))
     except Exception as exc:  # a damaged file fails in many ways; all mean "cannot load"
-        raise ModelLoadError(f"{model_path} cannot be loaded ({type(exc).__name__}: {exc})") from None
+        raise ModelLoadError(
+            f"{model_path} cannot be loaded ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def _sha256(data: bytes) -> str:

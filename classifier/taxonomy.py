@@ -14,6 +14,7 @@ __all__ = [
     "DEFAULT_SEVERITY",
     "SEVERITIES",
     "UNCLASSIFIED",
+    "cap_severity",
     "is_default_scale",
     "max_severity",
     "severity_rank",
@@ -63,3 +64,15 @@ def max_severity(*severities: str) -> str:
     if not known:
         raise ValueError("no severity on the default scale")
     return max(known, key=severity_rank)
+
+
+def cap_severity(severity: str, labels: Iterable[str]) -> str:
+    """``severity``, lowered to the most severe of ``labels`` when the scale stops short.
+
+    An admin whose data uses only low/medium/high has no "critical": for that scale
+    a critical floor means their top level, "high".
+    """
+    ranks = [severity_rank(label) for label in labels if severity_rank(label) >= 0]
+    if not ranks or severity_rank(severity) <= max(ranks):
+        return severity.lower()
+    return SEVERITIES[max(ranks)]

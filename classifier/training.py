@@ -11,15 +11,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.optimize import minimize_scalar
 from sklearn.metrics import accuracy_score, confusion_matrix, log_loss
 from sklearn.metrics import precision_recall_fscore_support as prfs
-from scipy.optimize import minimize_scalar
 from sklearn.model_selection import StratifiedKFold
 from sklearn.svm import LinearSVC
+from tqdm import tqdm
 
 from classifier.data import LabelledExample, check_labels, data_sha256
 from classifier.errors import DataError
@@ -27,7 +29,7 @@ from classifier.heads import Head, ModelConfig, fit_idf, softmax, tfidf
 from classifier.language import detect_language
 from classifier.predictor import DEFAULT_ABSTAIN_BELOW, ComplaintClassifier
 from classifier.signals import find_signals
-from classifier.taxonomy import is_default_scale, max_severity
+from classifier.taxonomy import cap_severity, is_default_scale, max_severity
 from classifier.textprep import prepare_text
 
 __all__ = [
@@ -187,7 +189,9 @@ class CrossValidation:
     @property
     def predicted(self) -> np.ndarray[Any, Any]:
         """The best label of each example."""
-        return np.asarray(self.labels, dtype=object)[self.probabilities.argmax(axis=1)]
+        labels: np.ndarray[Any, Any] = np.asarray(self.labels, dtype=object)
+        result: np.ndarray[Any, Any] = labels[self.probabilities.argmax(axis=1)]
+        return result
 
     @property
     def summary(self) -> dict[str, Any]:
@@ -214,7 +218,9 @@ class CrossValidation:
         return {
             "abstain_below": threshold,
             "coverage": round(float(kept.mean()), 4),
-            "accuracy_when_classified": round(float(correct[kept].mean()), 4) if kept.any() else None,
+            "accuracy_when_classified": round(float(correct[kept].mean()), 4)
+            if kept.any()
+            else None,
         }
 
     def _ece(self) -> float:
@@ -223,7 +229,7 @@ class CrossValidation:
         correct = self.predicted.astype(str) == self.truth
         total = 0.0
         edges = np.linspace(0.0, 1.0, _ECE_BINS + 1)
-        for low, high in zip(edges[:-1], edges[1:], strict=True):
+        for low, high in pairwise(edges):
             in_bin = (confidence > low) & (confidence <= high)
             if in_bin.any():
                 gap = abs(float(correct[in_bin].mean()) - float(confidence[in_bin].mean()))
@@ -250,7 +256,7 @@ def cross_validate(
     """
     check_labels(labels)
     label_counts = Counter(labels)
-    folds = min(folds, min(label_counts.values()))
+    folds = min(folds, *label_counts.values())
     if folds < 2:
         raise DataError("cross-validation needs at least two examples of every label")
     truth = np.asarray(labels, dtype=str)
@@ -331,9 +337,7 @@ def metrics(truth: Sequence[str], predicted: Sequence[str]) -> dict[str, Any]:
     not have, such as ``unclassified``, counts as an error, not as a class).
     """
     labels = sorted(set(truth))
-    precision, recall, f1, support = prfs(
-        truth, predicted, labels=labels, zero_division=0.0
-    )
+    precision, recall, f1, support = prfs(truth, predicted, labels=labels, zero_division=0.0)
     return {
         "n": len(truth),
         "accuracy": round(float(accuracy_score(truth, predicted)), 4),
@@ -355,7 +359,10 @@ def _with_floors(evaluation: CrossValidation, texts: Sequence[str]) -> Any:
     if not is_default_scale(evaluation.labels):
         return None
     final = [
-        max_severity(str(estimate), *(signal.floor for signal in find_signals(text)))
+        cap_severity(
+            max_severity(str(estimate), *(signal.floor for signal in find_signals(text))),
+            evaluation.labels,
+        )
         for estimate, text in zip(evaluation.predicted, texts, strict=True)
     ]
     return metrics([label.lower() for label in evaluation.truth], final)
@@ -421,7 +428,5 @@ def _progress(enabled: bool, *, total: int, desc: str) -> Iterator[Any]:
     if not enabled:
         yield _Bar()
         return
-    from tqdm import tqdm
-
     with tqdm(total=total, desc=desc, unit="step", leave=False) as bar:
         yield bar

@@ -108,27 +108,40 @@ class HashedFeatures:
         """Counts of hashed character n-grams within words (each padded with spaces)."""
         codes, documents = _encode([f" {text} " for text in texts])
         low, high = self.char_ngrams
-        is_space = (codes == _SPACE).astype(np.int64)
-        is_separator = (codes == _SEPARATOR).astype(np.int64)
-        spaces = np.concatenate(([0], np.cumsum(is_space)))
-        separators = np.concatenate(([0], np.cumsum(is_separator)))
-        prefix, powers = _prefix_sums(codes)
+        size = len(codes)
+        is_space = codes == _SPACE
+        is_separator = codes == _SEPARATOR
+        # For each position, the distance to the next space or separator after it: a
+        # window of n characters starting at i stays inside one padded word when that
+        # distance is at least n - 1 (a space may end the window, a separator not).
+        boundary = np.flatnonzero(is_space | is_separator)
+        following = np.searchsorted(boundary, np.arange(size), side="right")
+        next_boundary = np.append(boundary, size)[following]
+        reach = next_boundary - np.arange(size)
+        ends_on_separator = np.append(is_separator, False)[next_boundary]
+        hashes = codes.copy()
         rows: list[np.ndarray[Any, Any]] = []
         columns: list[np.ndarray[Any, Any]] = []
-        for n in range(low, high + 1):
-            if len(codes) < n:
+        for n in range(1, high + 1):
+            if n > 1:
+                # Rolling polynomial hash: the n-gram at i from the (n-1)-gram at i.
+                hashes = hashes[:-1] * np.uint64(_BASE) + codes[n - 1 :]
+            if n < low:
+                continue
+            count = size - n + 1
+            if count <= 0:
                 break
-            first = np.arange(len(codes) - n + 1)
-            last = first + n
-            # Inside a word: no separator at all, spaces only at the two ends, and
-            # not all spaces (a two-space window only arises from an empty text).
-            inner = spaces[last - 1] - spaces[np.minimum(first + 1, last - 1)]
-            keep = (separators[last] - separators[first] == 0) & (inner == 0)
-            if n <= 2:
-                keep &= (is_space[first] + is_space[last - 1]) < n
-            first, last = first[keep], last[keep]
+            span = reach[:count]
+            keep = ~is_separator[:count] & (
+                (span > n - 1) | ((span == n - 1) & ~ends_on_separator[:count])
+            )
+            if n == 1:
+                keep &= ~is_space[:count]
+            elif n == 2:  # two spaces only arise from an empty text
+                keep &= ~(is_space[:count] & is_space[1 : count + 1])
+            first = np.flatnonzero(keep)
             rows.append(documents[first])
-            columns.append(_buckets(prefix, powers, first, last, n + 100, self.char_bits))
+            columns.append(_mix(hashes[first], n + 100, self.char_bits))
         return _counts(rows, columns, len(texts), self.char_bits)
 
 
@@ -169,7 +182,12 @@ def _buckets(
     salt: int,
     bits: int,
 ) -> np.ndarray[Any, Any]:
-    hashes = powers[last - 1] * (prefix[last] - prefix[first])
+    """Buckets of the segments ``codes[first:last]`` from the prefix sums."""
+    return _mix(powers[last - 1] * (prefix[last] - prefix[first]), salt, bits)
+
+
+def _mix(hashes: np.ndarray[Any, Any], salt: int, bits: int) -> np.ndarray[Any, Any]:
+    """The top ``bits`` bits of the salted hashes after a multiplicative mix."""
     mixed = (hashes ^ np.uint64((_SALT * salt) % 2**64)) * _MIX
     return (mixed >> np.uint64(64 - bits)).astype(np.int64)
 

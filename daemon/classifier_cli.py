@@ -3,6 +3,10 @@
 Thin handlers: they parse, call :mod:`classifier` and :mod:`daemon.model_registry`,
 and print. Every expected failure (bad data, a missing or tampered model, an
 unknown version) is one line on stderr and a non-zero exit code, no traceback.
+
+Like :mod:`daemon.cli`, handlers import the database layer when they run (hence
+the ``noqa: PLC0415``), so the commands that need no database do not pay for it;
+:mod:`classifier` loads scikit-learn only when a model is trained or evaluated.
 """
 
 from __future__ import annotations
@@ -19,12 +23,26 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import classifier
+from classifier import (
+    SEVERITIES,
+    UNCLASSIFIED,
+    ClassifierError,
+    DataError,
+    LabelledExample,
+    ModelLoadError,
+    default_training_files,
+    load_examples,
+)
+from daemon.parsing import parse_message
 from daemon.settings import Settings
+from daemon.table import render_table
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
-    from classifier import ComplaintClassifier, LabelledExample, TrainedModel
+    from classifier import ComplaintClassifier, TrainedModel
+    from daemon.model_registry import ModelRegistry
 
 __all__ = ["register_classifier_commands"]
 
@@ -116,8 +134,6 @@ def _clear_errors(handler: Handler) -> Handler:
 
     @functools.wraps(handler)
     def wrapped(args: argparse.Namespace, settings: Settings) -> int:
-        from classifier import ClassifierError
-
         try:
             return handler(args, settings)
         except ClassifierError as exc:
@@ -132,8 +148,6 @@ def _clear_errors(handler: Handler) -> Handler:
 
 @_clear_errors
 def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
-    from classifier import default_training_files, save_model, train_model
-
     if args.cv < 2:
         print("error: --cv must be at least 2", file=sys.stderr)
         return 2
@@ -143,16 +157,14 @@ def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
             corrections = _corrected_examples(sessions)
         print(f"adding {len(corrections)} corrected ticket(s) to {len(examples)} examples")
         examples = [*examples, *corrections]
-    trained = train_model(examples, seed=args.seed, cv_folds=args.cv, progress=True)
+    trained = classifier.train_model(examples, seed=args.seed, cv_folds=args.cv, progress=True)
     _print_training_report(trained)
     if args.out is not None:
-        saved = save_model(trained, args.out)
+        saved = classifier.save_model(trained, args.out)
         print(f"model {saved.card['version']} written to {args.out} (not registered)")
         return 0
-    from daemon.model_registry import ModelRegistry, model_dir
-
     with _database(settings) as sessions, sessions() as session:
-        registry = ModelRegistry(session, model_dir(settings))
+        registry = _registry(session, settings)
         row = registry.store(trained)
         registry.activate(row.version)
         session.commit()
@@ -162,18 +174,16 @@ def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
 
 @_clear_errors
 def _cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
-    from classifier import evaluate
-
     examples = _load(args, args.data)
     progress = sys.stderr.isatty()
     if args.cv is not None:
         if args.model is not None:
             print("error: give --model or --cv, not both", file=sys.stderr)
             return 2
-        result = evaluate(examples, cv_folds=args.cv, head=args.head, progress=progress)
+        result = classifier.evaluate(examples, cv_folds=args.cv, head=args.head, progress=progress)
     else:
         model = _resolve_model(args.model, settings)
-        result = evaluate(examples, model=model, head=args.head)
+        result = classifier.evaluate(examples, model=model, head=args.head)
     if args.json:
         _print_json(result)
         return 0
@@ -185,8 +195,6 @@ def _cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _load(args: argparse.Namespace, paths: Sequence[Path]) -> list[LabelledExample]:
-    from classifier import DataError, load_examples
-
     examples = load_examples(
         list(paths),
         text_column=args.text_column,
@@ -219,7 +227,6 @@ def _print_training_report(trained: TrainedModel) -> None:
 
 
 def _print_per_class(per_class: dict[str, dict[str, Any]]) -> None:
-    from daemon.table import render_table
 
     rows = [{"label": label, **scores} for label, scores in per_class.items()]
     print(render_table(rows, ["label", "precision", "recall", "f1", "support"]))
@@ -231,10 +238,9 @@ def _corrected_examples(sessions: sessionmaker[Session]) -> list[LabelledExample
     A ticket corrected in one field keeps its current value of the other; tickets
     whose category is still unknown (none or ``unclassified``) are left out.
     """
-    from sqlalchemy import select
+    from sqlalchemy import select  # noqa: PLC0415
 
-    from classifier import UNCLASSIFIED, LabelledExample
-    from models import LabelCorrection, Message, Ticket
+    from models import LabelCorrection, Message, Ticket  # noqa: PLC0415
 
     with sessions() as session:
         corrections = session.scalars(
@@ -273,8 +279,6 @@ def _corrected_examples(sessions: sessionmaker[Session]) -> list[LabelledExample
 
 @_clear_errors
 def _cmd_classify(args: argparse.Namespace, settings: Settings) -> int:
-    from daemon.parsing import parse_message
-
     try:
         raw = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
     except OSError as exc:
@@ -283,7 +287,7 @@ def _cmd_classify(args: argparse.Namespace, settings: Settings) -> int:
     parsed = parse_message(raw)
     model = _resolve_model(args.model, settings, train_if_missing=True)
     prediction = model.predict(parsed.subject, parsed.text)
-    result = {
+    result: dict[str, Any] = {
         "category": prediction.category,
         "category_confidence": round(prediction.category_confidence, 4),
         "severity": prediction.severity,
@@ -307,15 +311,14 @@ def _resolve_model(
     spec: str | None, settings: Settings, *, train_if_missing: bool = False
 ) -> ComplaintClassifier:
     """A model folder or file, a registered version, or (None) the active model."""
-    from classifier import ModelLoadError, load_model
-    from daemon.model_registry import ModelRegistry, ensure_active_model, model_dir
+    from daemon.model_registry import ensure_active_model  # noqa: PLC0415
 
     abstain_below = settings.classifier.abstain_below
     if spec is not None and Path(spec).exists():
-        return load_model(Path(spec), abstain_below=abstain_below)
+        return classifier.load_model(Path(spec), abstain_below=abstain_below)
     with _database(settings) as sessions:
         with sessions() as session:
-            registry = ModelRegistry(session, model_dir(settings))
+            registry = _registry(session, settings)
             row = registry.get(spec) if spec is not None else registry.active()
         first_run = train_if_missing and settings.classifier.train_on_first_run
         if row is None and spec is None and first_run:
@@ -324,21 +327,20 @@ def _resolve_model(
         if spec is not None:
             raise ModelLoadError(f"no model version or folder {spec!r}")
         raise ModelLoadError("no active model; train one with: complaintd train")
-    return load_model(Path(row.path), expected_sha256=row.sha256, abstain_below=abstain_below)
+    return classifier.load_model(
+        Path(row.path), expected_sha256=row.sha256, abstain_below=abstain_below
+    )
 
 
 # -- model versions ------------------------------------------------------------
 
 
 def _cmd_model_list(args: argparse.Namespace, settings: Settings) -> int:
-    from daemon.model_registry import ModelRegistry, model_dir
-
     with _database(settings) as sessions, sessions() as session:
-        rows = [_version_view(row) for row in ModelRegistry(session, model_dir(settings)).list()]
+        rows = [_version_view(row) for row in _registry(session, settings).list()]
     if args.json:
         _print_json(rows)
         return 0
-    from daemon.table import render_table
 
     columns = ["active", "version", "created_at", "activated_at", "examples", "category_f1"]
     print(render_table([{**row, "active": "*" if row["active"] else ""} for row in rows], columns))
@@ -346,20 +348,16 @@ def _cmd_model_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_model_activate(args: argparse.Namespace, settings: Settings) -> int:
-    from daemon.model_registry import ModelRegistry, model_dir
-
     with _database(settings) as sessions, sessions() as session:
-        row = ModelRegistry(session, model_dir(settings)).activate(args.version)
+        row = _registry(session, settings).activate(args.version)
         session.commit()
         print(f"model {row.version} is active")
     return 0
 
 
 def _cmd_model_rollback(_args: argparse.Namespace, settings: Settings) -> int:
-    from daemon.model_registry import ModelRegistry, model_dir
-
     with _database(settings) as sessions, sessions() as session:
-        row = ModelRegistry(session, model_dir(settings)).rollback()
+        row = _registry(session, settings).rollback()
         session.commit()
         print(f"rolled back: model {row.version} is active")
     return 0
@@ -387,10 +385,9 @@ def _version_view(row: Any) -> dict[str, Any]:
 
 
 def _cmd_relabel(args: argparse.Namespace, settings: Settings) -> int:
-    from sqlalchemy import select
+    from sqlalchemy import select  # noqa: PLC0415
 
-    from classifier import SEVERITIES, UNCLASSIFIED
-    from models import Event, LabelCorrection, Ticket
+    from models import Event, LabelCorrection, Ticket  # noqa: PLC0415
 
     field = "category" if args.category is not None else "severity"
     value = " ".join(str(args.category if field == "category" else args.severity).split())
@@ -438,11 +435,8 @@ def _label_problem(value: str, field: str, session: Session, settings: Settings)
         return f"a {field} must be 1 to {_MAX_LABEL} characters"
     if field == "category":
         return None
-    from classifier import SEVERITIES
-    from daemon.model_registry import ModelRegistry, model_dir
-
     allowed = set(SEVERITIES)
-    active = ModelRegistry(session, model_dir(settings)).active()
+    active = _registry(session, settings).active()
     if active is not None:
         # A model trained on custom severities makes those labels valid too.
         severity = (active.card or {}).get("heads", {}).get("severity") or {}
@@ -462,10 +456,16 @@ def _user_name() -> str:
 # -- helpers -------------------------------------------------------------------
 
 
+def _registry(session: Session, settings: Settings) -> ModelRegistry:
+    from daemon.model_registry import ModelRegistry, model_dir  # noqa: PLC0415
+
+    return ModelRegistry(session, model_dir(settings))
+
+
 @contextmanager
 def _database(settings: Settings) -> Iterator[sessionmaker[Session]]:
     """Sessions on the configured database (migrated first), disposed of afterwards."""
-    from models import create_database_engine, session_factory, upgrade_schema
+    from models import create_database_engine, session_factory, upgrade_schema  # noqa: PLC0415
 
     engine = create_database_engine(settings.database_url())
     try:

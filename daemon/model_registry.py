@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+import classifier
 from daemon.errors import PermanentError
 from models import ModelVersion
 
@@ -66,12 +67,10 @@ class ModelRegistry:
 
     def store(self, trained: TrainedModel) -> ModelVersion:
         """Save ``trained`` into ``<model_dir>/<version>/`` and register it (not activated)."""
-        from classifier import save_model
-
         self._directory.mkdir(parents=True, exist_ok=True)
         staging = self._directory / f"{_STAGING_PREFIX}{uuid.uuid4().hex}"
         try:
-            saved = save_model(trained, staging)
+            saved = classifier.save_model(trained, staging)
             final = self._directory / str(saved.card["version"])
             if final.exists():
                 raise RegistryError(f"model folder {final} exists already")
@@ -176,10 +175,10 @@ def ensure_active_model(
         active = ModelRegistry(session, directory).active()
         if active is not None:
             return active
-    from classifier import default_training_files, load_examples, train_model
-
     logger.info("no active classifier model: training the default model from training_data/")
-    trained = train_model(load_examples(default_training_files()), seed=0, progress=progress)
+    trained = classifier.train_model(
+        classifier.load_examples(classifier.default_training_files()), seed=0, progress=progress
+    )
     with sessions() as session:
         registry = ModelRegistry(session, directory)
         # Another instance may have finished first; keep its model rather than racing it.
@@ -193,6 +192,4 @@ def ensure_active_model(
 
 
 def _moved(saved: SavedModel, folder: Path) -> SavedModel:
-    from classifier import SavedModel
-
-    return SavedModel(folder / saved.path.name, saved.sha256, saved.card)
+    return classifier.SavedModel(folder / saved.path.name, saved.sha256, saved.card)

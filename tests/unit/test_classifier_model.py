@@ -1,0 +1,303 @@
+"""Training, saving, loading and predicting, on small slices of training_data/."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skops.io
+from sklearn.feature_extraction.text import HashingVectorizer
+
+from classifier import (
+    UNCLASSIFIED,
+    ComplaintClassifier,
+    DataError,
+    LabelledExample,
+    ModelLoadError,
+    TrainedModel,
+    default_training_files,
+    evaluate,
+    load_examples,
+    load_model,
+    prepare_text,
+    save_model,
+    train_model,
+)
+from classifier.store import ALLOWED_TYPES, MODEL_FILE
+from classifier.vectorize import HashedFeatures
+
+LAWYER = (
+    "Refund still missing",
+    "You charged me 129 EUR twice. If it is not refunded this week my lawyer will write.",
+)
+
+
+@pytest.fixture(scope="module")
+def examples() -> list[LabelledExample]:
+    return load_examples(default_training_files())
+
+
+@pytest.fixture(scope="module")
+def trained(examples: list[LabelledExample]) -> TrainedModel:
+    return train_model(examples[::4], seed=0, cv_folds=2, progress=False)
+
+
+@pytest.fixture(scope="module")
+def saved_dir(trained: TrainedModel, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("model")
+    save_model(trained, directory)
+    return directory
+
+
+def _items(examples: list[LabelledExample], step: int = 7) -> list[tuple[str, str]]:
+    return [(example.subject, example.body) for example in examples[1::step]]
+
+
+def test_save_and_reload_gives_identical_predictions(
+    trained: TrainedModel, saved_dir: Path, examples: list[LabelledExample]
+) -> None:
+    card = json.loads((saved_dir / "card.json").read_text(encoding="utf-8"))
+    loaded = load_model(saved_dir, expected_sha256=card["sha256"])
+    items = _items(examples)
+    before = trained.classifier.predict_many(items)
+    after = loaded.predict_many(items)
+    assert [p.category for p in before] == [p.category for p in after]
+    assert [p.severity for p in before] == [p.severity for p in after]
+    assert [p.signals for p in before] == [p.signals for p in after]
+    counts = loaded.features.transform([prepare_text(s, b) for s, b in items])
+    for head in ("category", "severity"):
+        original, reloaded = trained.classifier.heads[head], loaded.heads[head]
+        assert original is not None and reloaded is not None
+        assert np.array_equal(original.probabilities(counts), reloaded.probabilities(counts))
+    assert all(p.model_version == card["version"] for p in after)
+
+
+def test_model_folder_holds_file_card_and_pictures(saved_dir: Path) -> None:
+    assert sorted(path.name for path in saved_dir.iterdir()) == [
+        "card.json", "confusion_category.png", "confusion_severity.png", MODEL_FILE,
+    ]  # fmt: skip
+    for picture in ("confusion_category.png", "confusion_severity.png"):
+        assert (saved_dir / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    card = json.loads((saved_dir / "card.json").read_text(encoding="utf-8"))
+    assert re.fullmatch(r"\d{8}-\d{6}-[0-9a-f]{8}", card["version"])
+    assert card["version"].endswith(card["sha256"][:8])
+    assert card["seed"] == 0 and card["cv_folds"] == 2
+    assert len(card["data"]["sha256"]) == 64
+    assert set(card["heads"]) == {"category", "severity"}
+    category = card["heads"]["category"]
+    assert sum(category["label_counts"].values()) == card["data"]["examples"]
+    assert {"accuracy", "macro_f1", "per_class", "log_loss", "ece"} <= set(category["cv"])
+    assert card["heads"]["severity"]["cv_with_signal_floors"]["n"] > 0
+    assert {"scikit-learn", "numpy", "skops", "py3langid", "python"} <= set(card["libraries"])
+    assert card["parameters"]["features"]["kind"] == "complaintd-hash-v1"
+    assert card["training_seconds"] > 0 and card["trained_at"]
+    assert set(card["non_default_types"]) <= ALLOWED_TYPES
+
+
+def test_training_is_reproducible(examples: list[LabelledExample]) -> None:
+    subset = examples[::9]
+    first = train_model(subset, seed=3, cv_folds=2, progress=False)
+    second = train_model(subset, seed=3, cv_folds=2, progress=False)
+    items = _items(examples, step=11)
+    counts = first.classifier.features.transform([prepare_text(s, b) for s, b in items])
+    a, b = first.classifier.heads["category"], second.classifier.heads["category"]
+    assert a is not None and b is not None
+    assert np.array_equal(a.probabilities(counts), b.probabilities(counts))
+    assert first.card["heads"] == second.card["heads"]
+
+
+def test_a_flipped_byte_is_refused(saved_dir: Path, tmp_path: Path) -> None:
+    card = json.loads((saved_dir / "card.json").read_text(encoding="utf-8"))
+    data = bytearray((saved_dir / MODEL_FILE).read_bytes())
+    data[len(data) // 2] ^= 0x01
+    tampered = tmp_path / MODEL_FILE
+    tampered.write_bytes(bytes(data))
+    with pytest.raises(ModelLoadError, match="changed since it was registered"):
+        load_model(tampered, expected_sha256=card["sha256"])
+    with pytest.raises(ModelLoadError):  # without a checksum the zip's CRC still catches it
+        load_model(tampered)
+
+
+class Untrusted:
+    """Any type outside the allow-list, e.g. what a tampered file could smuggle in."""
+
+    def __init__(self) -> None:
+        self.payload = "run me"
+
+
+def test_a_file_with_an_untrusted_type_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / MODEL_FILE
+    skops.io.dump({"format": 1, "heads": {"category": Untrusted()}}, path)
+    assert skops.io.get_untrusted_types(file=path)  # skops itself would not trust it
+    with pytest.raises(ModelLoadError, match="outside the allow-list"):
+        load_model(path)
+
+
+def test_missing_corrupt_and_foreign_files_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="no model file"):
+        load_model(tmp_path / "nothing-here")
+    garbage = tmp_path / "garbage.skops"
+    garbage.write_bytes(b"not a zip at all")
+    with pytest.raises(ModelLoadError, match="not a readable skops file"):
+        load_model(garbage)
+    foreign = tmp_path / "foreign.skops"
+    skops.io.dump({"format": 99}, foreign)
+    with pytest.raises(ModelLoadError, match="not a complaintd model"):
+        load_model(foreign)
+    broken = tmp_path / "broken.skops"
+    skops.io.dump({"format": 1, "features": {"kind": "other"}, "heads": {}}, broken)
+    with pytest.raises(ModelLoadError, match="not a usable complaintd model"):
+        load_model(broken)
+
+
+def test_abstention_threshold(trained: TrainedModel, examples: list[LabelledExample]) -> None:
+    model = trained.classifier
+    items = _items(examples, step=13)
+    model.abstain_below = 0.0
+    confident = model.predict_many(items)
+    assert all(p.category != UNCLASSIFIED for p in confident)
+    target = min(confident, key=lambda p: p.category_confidence)
+    model.abstain_below = min(1.0, target.category_confidence + 1e-9)
+    again = model.predict_many(items)
+    unsure = again[confident.index(target)]
+    assert unsure.category == UNCLASSIFIED
+    assert unsure.category_confidence == target.category_confidence
+    assert sum(p.category == UNCLASSIFIED for p in again) >= 1
+    model.abstain_below = 0.35
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        model.abstain_below = 1.5
+
+
+def test_empty_text_and_foreign_language_fall_back(trained: TrainedModel) -> None:
+    model = trained.classifier
+    empty = model.predict("", "   ")
+    assert (empty.category, empty.category_confidence) == (UNCLASSIFIED, 0.0)
+    assert (empty.severity, empty.language, empty.signals) == ("medium", None, ())
+    french = model.predict(
+        "Colis jamais arrivé",
+        "Bonjour, j'ai commandé une table il y a trois semaines et le colis n'est "
+        "jamais arrivé. Le suivi indique qu'il a été livré, mais je n'ai rien reçu.",
+    )
+    assert french.language == "fr"
+    assert french.category == UNCLASSIFIED  # trained on en/de/hu only
+
+
+def test_signal_floor_raises_severity(trained: TrainedModel) -> None:
+    prediction = trained.classifier.predict(*LAWYER)
+    assert prediction.severity == "critical"
+    assert prediction.severity_confidence == 1.0
+    assert "legal_threat" in prediction.signals
+    assert prediction.language == "en"
+    assert trained.classifier.predict_many([LAWYER])[0] == prediction
+
+
+def test_any_label_set_without_severity(examples: list[LabelledExample], tmp_path: Path) -> None:
+    names = {"billing": "money", "delivery": "parcel", "technical": "gadget"}
+    custom = [
+        LabelledExample(example.subject, example.body, names[example.category])
+        for example in examples[::2]
+        if example.category in names
+    ]
+    trained = train_model(custom, seed=0, cv_folds=2, progress=False)
+    assert trained.classifier.categories == ("gadget", "money", "parcel")
+    assert trained.classifier.severities is None
+    assert trained.card["severity_head"] is False
+    saved = save_model(trained, tmp_path / "custom")
+    assert not (tmp_path / "custom" / "confusion_severity.png").exists()
+    model = load_model(saved.path, expected_sha256=saved.sha256)
+    plain = model.predict("Invoice wrong", "The invoice shows the wrong amount, please correct it.")
+    assert plain.category in {"money", "parcel", "gadget", UNCLASSIFIED}
+    assert (plain.severity, plain.severity_confidence) == ("medium", 0.0)
+    threat = model.predict(*LAWYER)
+    assert (threat.severity, threat.severity_confidence) == ("critical", 1.0)
+    result = evaluate(custom[::3], model=model)
+    assert set(result["per_class"]) == {"gadget", "money", "parcel"}
+
+
+def test_a_shorter_severity_scale_caps_the_floors(examples: list[LabelledExample]) -> None:
+    short = [
+        LabelledExample(
+            e.subject, e.body, e.category, "high" if e.severity == "critical" else e.severity
+        )
+        for e in examples[::3]
+    ]
+    model = train_model(short, seed=0, cv_folds=2, progress=False).classifier
+    assert model.severities == ("high", "low", "medium")
+    assert model.predict(*LAWYER).severity == "high"
+
+
+def test_evaluate_shapes(trained: TrainedModel, examples: list[LabelledExample]) -> None:
+    subset = examples[2::10]
+    scored = evaluate(subset, model=trained.classifier)
+    assert set(scored) == {"n", "accuracy", "macro_f1", "per_class"}
+    assert scored["n"] == len(subset)
+    assert set(next(iter(scored["per_class"].values()))) == {"precision", "recall", "f1", "support"}
+    severity = evaluate(subset, model=trained.classifier, head="severity")
+    assert set(severity["per_class"]) == {"low", "medium", "high", "critical"}
+    crossed = evaluate(examples[::6], cv_folds=2)
+    assert set(crossed) == {"n", "accuracy", "macro_f1", "per_class"}
+    assert 0.3 < crossed["macro_f1"] <= 1.0
+    with pytest.raises(ValueError, match="exactly one"):
+        evaluate(subset)
+
+
+def test_data_errors_are_clear(tmp_path: Path) -> None:
+    one_class = tmp_path / "one.csv"
+    one_class.write_text("text,label\nhello there,a\nsecond text,a\n", encoding="utf-8")
+    with pytest.raises(DataError, match="at least two different labels"):
+        load_examples([one_class], text_column="text", label_column="label")
+    with pytest.raises(DataError, match=r"missing column\(s\) 'subject', 'body'"):
+        load_examples([one_class])
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("", encoding="utf-8")
+    with pytest.raises(DataError, match="empty"):
+        load_examples([empty])
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"subject": "a", "body": "b", "category": "x"}\n{oops\n', encoding="utf-8")
+    with pytest.raises(DataError, match="line 2: not valid JSON"):
+        load_examples([bad])
+    with pytest.raises(DataError, match="no such file"):
+        load_examples([tmp_path / "missing.csv"])
+    lonely = [LabelledExample("s", "first text", "a"), LabelledExample("s", "other", "a"),
+              LabelledExample("s", "third text", "b")]  # fmt: skip
+    with pytest.raises(DataError, match="single example"):
+        train_model(lonely, progress=False)
+
+
+def test_csv_with_a_text_column(tmp_path: Path) -> None:
+    path = tmp_path / "tickets.csv"
+    path.write_text(
+        'text,category,priority\n"Refund\n\nWhere is my refund?",money,high\n'
+        "App crash on login,tech,low\n,tech,low\n",
+        encoding="utf-8",
+    )
+    loaded = load_examples([path], text_column="text", severity_column="priority")
+    # The row without text is skipped.
+    assert [(e.subject, e.category, e.severity) for e in loaded] == [
+        ("", "money", "high"),
+        ("", "tech", "low"),
+    ]
+    assert loaded[0].body.startswith("Refund")
+
+
+def test_hashed_character_counts_match_scikit_learn_char_wb() -> None:
+    texts = ["ab cd", "", "a", "árvíztűrő tükörfúrógép", "zamountz twice, ok?"]
+    ours = HashedFeatures().chars(texts)
+    theirs = HashingVectorizer(
+        analyzer="char_wb", ngram_range=(2, 5), alternate_sign=False, norm=None, lowercase=False
+    ).transform(texts)
+    assert list(np.asarray(ours.sum(axis=1)).ravel()) == list(
+        np.asarray(theirs.sum(axis=1)).ravel()
+    )
+    words = HashedFeatures().words(texts)
+    assert list(np.asarray(words.sum(axis=1)).ravel()) == [3.0, 0.0, 0.0, 3.0, 5.0]
+    assert HashedFeatures().transform([])[0].shape == (0, 2**18)
+
+
+def test_predict_is_predict_many_of_one(trained: TrainedModel) -> None:
+    model: ComplaintClassifier = trained.classifier
+    subject, body = "Parcel damaged", "The box arrived crushed and the vase inside is broken."
+    assert model.predict(subject, body) == model.predict_many([(subject, body)])[0]

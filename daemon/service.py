@@ -371,16 +371,7 @@ class IntakeService:
         kind = classify_mail(parsed, self._config.own_addresses, self._config.loop_value)
         sender = parsed.from_addr.email
         message = new_message(parsed, kind, parsed.message_id, fingerprint(parsed), now)
-        message.raw = RawMessage(
-            sha256=hashlib.sha256(raw).hexdigest(), size=len(raw), data=raw, received_at=now
-        )
-        if source is not None:
-            message.mailbox, message.uidvalidity, message.uid = (
-                source.mailbox,
-                source.uidvalidity,
-                source.uid,
-            )
-            session.add(new_receipt(source, now, message=message))
+        _attach_origin(session, message, raw, None, source, now)
         ticket = self._new_ticket(parsed, sender, source, now)
         message.ticket = ticket
         session.add(message)
@@ -454,16 +445,7 @@ class IntakeService:
 
         now = self._clock()
         message = new_message(parsed, kind, dedup_key, content, now)
-        message.raw = raw_row or RawMessage(
-            sha256=hashlib.sha256(raw).hexdigest(), size=len(raw), data=raw, received_at=now
-        )
-        if source is not None:
-            message.mailbox, message.uidvalidity, message.uid = (
-                source.mailbox,
-                source.uidvalidity,
-                source.uid,
-            )
-            session.add(new_receipt(source, now, message=message))
+        _attach_origin(session, message, raw, raw_row, source, now)
         if match.ticket_id is None:
             ticket = self._new_ticket(parsed, sender, source, now)
             message.ticket = ticket
@@ -660,6 +642,27 @@ class IntakeService:
         session.flush()
         outcome = IngestOutcome.REJECTED if kind == "rejected" else IngestOutcome.QUARANTINED
         return IngestResult(outcome, quarantine_id=entry.id, detail=reason)
+
+
+def _attach_origin(
+    session: Session,
+    message: Message,
+    raw: bytes,
+    raw_row: RawMessage | None,
+    source: MailSource | None,
+    now: datetime,
+) -> None:
+    """Keep the raw bytes with the message and, for IMAP mail, where it was read (a receipt)."""
+    message.raw = raw_row or RawMessage(
+        sha256=hashlib.sha256(raw).hexdigest(), size=len(raw), data=raw, received_at=now
+    )
+    if source is not None:
+        message.mailbox, message.uidvalidity, message.uid = (
+            source.mailbox,
+            source.uidvalidity,
+            source.uid,
+        )
+        session.add(new_receipt(source, now, message=message))
 
 
 def _receipt_for(

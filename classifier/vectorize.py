@@ -29,13 +29,17 @@ __all__ = ["FEATURES_KIND", "HashedFeatures"]
 
 FEATURES_KIND = "complaintd-hash-v1"
 
-_TOKEN_RE = re.compile(r"\b\w\w+\b")
+# Runs of two or more word characters: the same tokens as scikit-learn's default
+# pattern \b\w\w+\b (a run is always maximal), but without the leading \b the
+# regex engine can skip ahead to word characters, which is several times faster.
+_TOKEN_RE = re.compile(r"\w\w+")
 _BASE = 0x100000001B3  # odd, hence invertible modulo 2**64
 _BASE_INVERSE = pow(_BASE, -1, 2**64)
 _MIX = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: the high bits are well mixed
 _SALT = 0xD6E8FEB86659FD93
 _SPACE = 32
 _SEPARATOR = 0  # between documents; no n-gram may contain it
+_CHUNK = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +83,14 @@ class HashedFeatures:
 
     def transform(self, texts: Sequence[str]) -> list[sp.csr_matrix]:
         """``[word counts, character counts]``, one row per text (float64 CSR)."""
-        return [self.words(texts), self.chars(texts)]
+        if len(texts) <= _CHUNK:
+            return [self.words(texts), self.chars(texts)]
+        # In chunks: the arrays stay in cache and memory stays bounded for big batches.
+        chunks = [texts[start : start + _CHUNK] for start in range(0, len(texts), _CHUNK)]
+        return [
+            sp.vstack([self.words(chunk) for chunk in chunks], format="csr"),
+            sp.vstack([self.chars(chunk) for chunk in chunks], format="csr"),
+        ]
 
     def words(self, texts: Sequence[str]) -> sp.csr_matrix:
         """Counts of hashed word n-grams."""

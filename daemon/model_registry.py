@@ -176,9 +176,11 @@ def ensure_active_model(
         if active is not None:
             return active
     logger.info("no active classifier model: training the default model from training_data/")
-    trained = classifier.train_model(
-        classifier.load_examples(classifier.default_training_files()), seed=0, progress=progress
-    )
+    try:
+        examples = classifier.load_examples(classifier.default_training_files())
+        trained = classifier.train_model(examples, seed=0, progress=progress)
+    except classifier.ClassifierError as exc:
+        raise RegistryError(f"cannot train the default classifier model: {exc}") from exc
     with sessions() as session:
         registry = ModelRegistry(session, directory)
         # Another instance may have finished first; keep its model rather than racing it.

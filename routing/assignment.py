@@ -87,6 +87,11 @@ def assign_round_robin(
                     (member.email,),
                 )
             skipped.append(f"{member.email}: {why}")
+    return _nobody(team, state, skipped)
+
+
+def _nobody(team: TeamConfig, state: dict[str, int], skipped: list[str]) -> Assignment:
+    """No member can take the ticket: the team address is told instead."""
     return Assignment(
         team.name,
         None,
@@ -112,14 +117,7 @@ def assign_least_loaded(
             best = member
     state = dict(rr_state or {})
     if best is None:
-        return Assignment(
-            team.name,
-            None,
-            state,
-            f"nobody in {team.name} is available",
-            tuple(skipped),
-            _notify(team, None),
-        )
+        return _nobody(team, state, skipped)
     return Assignment(
         team.name,
         best.email,

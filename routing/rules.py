@@ -9,6 +9,7 @@ first condition that failed).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -193,20 +194,20 @@ def _signal(rule: RuleConfig, ticket: TicketFacts, _: RoutingConfig) -> tuple[bo
     return False, f"no signal in {_listing(rule.signal)}"
 
 
-def _subject_regex(rule: RuleConfig, ticket: TicketFacts, _: RoutingConfig) -> tuple[bool, str]:
-    assert rule.subject_regex is not None
-    match = rule.subject_regex.search(ticket.subject)
+def _regex(what: str, pattern: re.Pattern[str] | None, value: str) -> tuple[bool, str]:
+    assert pattern is not None
+    match = pattern.search(value)
     if match:
-        return True, f"subject matches /{rule.subject_regex.pattern}/ at {_snippet(match[0])!r}"
-    return False, f"subject does not match /{rule.subject_regex.pattern}/"
+        return True, f"{what} matches /{pattern.pattern}/ at {_snippet(match[0])!r}"
+    return False, f"{what} does not match /{pattern.pattern}/"
+
+
+def _subject_regex(rule: RuleConfig, ticket: TicketFacts, _: RoutingConfig) -> tuple[bool, str]:
+    return _regex("subject", rule.subject_regex, ticket.subject)
 
 
 def _text_regex(rule: RuleConfig, ticket: TicketFacts, _: RoutingConfig) -> tuple[bool, str]:
-    assert rule.text_regex is not None
-    match = rule.text_regex.search(ticket.text)
-    if match:
-        return True, f"text matches /{rule.text_regex.pattern}/ at {_snippet(match[0])!r}"
-    return False, f"text does not match /{rule.text_regex.pattern}/"
+    return _regex("text", rule.text_regex, ticket.text)
 
 
 def _unclassified(rule: RuleConfig, ticket: TicketFacts, _: RoutingConfig) -> tuple[bool, str]:

@@ -62,6 +62,8 @@ def _settings(workdir: Path, imap: PymapServer, smtp: SmtpSink) -> Settings:
                     "folder": "INBOX",
                     "after": "move:Processed",
                     "address": _SUPPORT,
+                    # A short safety net: the demo should never wait a minute.
+                    "resync_interval": 2.0,
                 }
             ],
             "smtp": {

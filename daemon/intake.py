@@ -187,12 +187,20 @@ class MailboxWorker:
         Mail that arrives while we work is announced in the untagged
         responses of our own FETCH/MOVE commands, which imapclient does not
         hand back; a server will not repeat that news in the IDLE that
-        follows. Searching again until nothing is new closes that gap.
+        follows. Searching again until nothing is new closes that gap; the
+        NOOP before each search makes servers that answer from a per-session
+        snapshot (pymap) refresh it, and its own untagged EXISTS is a reason
+        to look once more.
         """
         report = self._sync_pass(client, uidvalidity, full=full)
+        empty_rounds = 0
         while True:
+            _text, responses = client.noop()
             more = self._sync_pass(client, uidvalidity, full=False)
-            if not more.seen:
+            announced = any(_is_exists(response) for response in responses)
+            empty_rounds = 0 if more.seen else empty_rounds + 1
+            # A server that repeats EXISTS on every NOOP must not keep us here.
+            if empty_rounds and (not announced or empty_rounds >= 2):
                 break
             report.stored += more.stored
             report.acknowledged += more.acknowledged
@@ -315,6 +323,10 @@ class MailboxWorker:
 
 def _is_bye(response: tuple[object, ...]) -> bool:
     return len(response) >= 1 and response[0] == b"BYE"
+
+
+def _is_exists(response: tuple[object, ...]) -> bool:
+    return len(response) >= 2 and response[1] in (b"EXISTS", b"RECENT")
 
 
 def _logout_quietly(client: IMAPClient) -> None:

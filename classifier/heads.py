@@ -34,7 +34,7 @@ import scipy.sparse as sp
 
 from classifier.vectorize import HashedFeatures
 
-__all__ = ["Head", "ModelConfig", "fit_idf", "softmax", "tfidf"]
+__all__ = ["Head", "JointHeads", "ModelConfig", "fit_idf", "softmax", "tfidf"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,24 +74,85 @@ class Head:
     temperature: float
 
     @cached_property
-    def _block_weights(self) -> tuple[np.ndarray[Any, Any], ...]:
-        # Sparse rows times dense weights is the fastest product scipy offers; one
-        # dense matrix per block spares stacking the blocks side by side.
-        full = np.zeros((sum(len(v) for v in self.idf), len(self.classes)), dtype=np.float32)
-        full[self.columns] = self.weights.T
-        bounds = np.cumsum([0, *(len(vector) for vector in self.idf)])
-        return tuple(full[start:end] for start, end in pairwise(bounds))
+    def _scorer(self) -> JointHeads:
+        return JointHeads((self,))
 
     def decisions(self, counts: Sequence[sp.csr_matrix]) -> np.ndarray[Any, Any]:
         """The SVM's decision values, one column per class."""
-        result = np.tile(self.intercept, (counts[0].shape[0], 1))
-        for block, idf, weights in zip(counts, self.idf, self._block_weights, strict=True):
-            result += tfidf(block, idf) @ weights
-        return result
+        return self._scorer.decisions(counts)[0]
 
     def probabilities(self, counts: Sequence[sp.csr_matrix]) -> np.ndarray[Any, Any]:
         """Calibrated probabilities, one column per class in :attr:`classes` order."""
         return softmax(self.decisions(counts) / self.temperature)
+
+
+class JointHeads:
+    """Heads over the same hashed counts, scored together: two sparse products per block.
+
+    The decision of head ``h`` on block ``b`` is ``(tf · (idf ∘ W)) / ‖tf ∘ idf‖`` with
+    ``tf = 1 + ln count``: the idf goes into the weights, and the squared norm is
+    ``tf² · idf²``. So each block needs one product with the idf-scaled weights of
+    every head side by side and one with every head's squared idf, instead of a
+    TF-IDF matrix per head; the sublinear tf is computed once for all heads.
+    """
+
+    def __init__(self, heads: tuple[Head, ...]) -> None:
+        self._heads = heads
+        self._widths = [len(head.classes) for head in heads]
+        self._weights: list[np.ndarray[Any, Any]] = []
+        self._square_idf: list[np.ndarray[Any, Any]] = []
+        bounds = np.cumsum([0, *(len(vector) for vector in heads[0].idf)])
+        blocks = list(pairwise(bounds))
+        full = []
+        for head in heads:
+            if [len(vector) for vector in head.idf] != [len(v) for v in heads[0].idf]:
+                raise ValueError("heads over differently sized feature blocks")
+            weights = np.zeros((bounds[-1], len(head.classes)), dtype=np.float32)
+            weights[head.columns] = head.weights.T
+            full.append(weights)
+        for index, (start, end) in enumerate(blocks):
+            self._weights.append(
+                np.hstack(
+                    [
+                        weights[start:end] * head.idf[index][:, None]
+                        for head, weights in zip(heads, full, strict=True)
+                    ]
+                ).astype(np.float32)
+            )
+            self._square_idf.append(
+                np.column_stack([np.square(head.idf[index]) for head in heads]).astype(np.float32)
+            )
+
+    @property
+    def heads(self) -> tuple[Head, ...]:
+        """The heads, in the order of the results."""
+        return self._heads
+
+    def probabilities(self, counts: Sequence[sp.csr_matrix]) -> list[np.ndarray[Any, Any]]:
+        """Calibrated probabilities of each head (see :meth:`Head.probabilities`)."""
+        return [
+            softmax(values / head.temperature)
+            for head, values in zip(self._heads, self.decisions(counts), strict=True)
+        ]
+
+    def decisions(self, counts: Sequence[sp.csr_matrix]) -> list[np.ndarray[Any, Any]]:
+        """Decision values of each head (see :meth:`Head.decisions`)."""
+        rows = counts[0].shape[0]
+        totals = np.zeros((rows, sum(self._widths)), dtype=np.float64)
+        for block, weights, square_idf in zip(counts, self._weights, self._square_idf, strict=True):
+            tf = (1.0 + np.log(block.data)).astype(np.float32)
+            shape = block.shape
+            scores = sp.csr_matrix((tf, block.indices, block.indptr), shape=shape) @ weights
+            norms = sp.csr_matrix((tf * tf, block.indices, block.indptr), shape=shape) @ square_idf
+            norms = np.sqrt(norms, out=norms)
+            norms[norms == 0.0] = 1.0
+            totals += scores / np.repeat(norms, self._widths, axis=1)
+        result = []
+        start = 0
+        for head, width in zip(self._heads, self._widths, strict=True):
+            result.append(totals[:, start : start + width] + head.intercept)
+            start += width
+        return result
 
 
 def fit_idf(counts: sp.csr_matrix) -> np.ndarray[Any, Any]:

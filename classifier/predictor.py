@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 
-from classifier.heads import Head
-from classifier.language import detect_language_with_confidence
+from classifier.heads import Head, JointHeads
+from classifier.language import detect_languages
 from classifier.prediction import Prediction
 from classifier.signals import Signal, find_signals
 from classifier.taxonomy import (
@@ -29,6 +30,8 @@ DEFAULT_ABSTAIN_BELOW = 0.35
 # short or mixed texts are often misdetected, and the model may still be right.
 _FOREIGN_LANGUAGE_CONFIDENCE = 0.9
 _RULE_CONFIDENCE = 1.0
+# Texts hashed and scored together: the arrays of a chunk stay in the CPU cache.
+_CHUNK = 256
 
 
 class ComplaintClassifier:
@@ -116,32 +119,27 @@ class ComplaintClassifier:
         if not present:
             return predictions
         batch = [texts[index] for index in present]
-        counts = self._features.transform(batch)
-        category_probs = self._category.probabilities(counts)
-        severity_probs = (
-            self._severity_head.probabilities(counts) if self._severity_head is not None else None
-        )
+        category_probs, severity_probs = self._probabilities(batch)
+        best_categories = category_probs.argmax(axis=1)
+        confidences = category_probs[np.arange(len(batch)), best_categories].tolist()
+        severities = self._severities_of(severity_probs, batch)
+        languages = detect_languages(batch)
         for row, index in enumerate(present):
-            text = batch[row]
-            language, language_confidence = detect_language_with_confidence(text)
-            signals = find_signals(text)
-            best = int(np.argmax(category_probs[row]))
-            category = self._categories[best]
-            confidence = float(category_probs[row][best])
+            language, language_confidence = languages[row]
+            category = self._categories[best_categories[row]]
+            confidence = confidences[row]
             if abstain and (
                 confidence < self._abstain_below or self._foreign(language, language_confidence)
             ):
                 category = UNCLASSIFIED
-            severity, severity_confidence = self._severity(
-                None if severity_probs is None else severity_probs[row], signals
-            )
+            severity, severity_confidence, signals = severities[row]
             predictions[index] = Prediction(
                 category=category,
                 category_confidence=confidence,
                 severity=severity,
                 severity_confidence=severity_confidence,
                 language=language,
-                signals=tuple(signal.name for signal in signals),
+                signals=signals,
                 model_version=self.version,
             )
         return predictions
@@ -158,20 +156,53 @@ class ComplaintClassifier:
             and confidence >= _FOREIGN_LANGUAGE_CONFIDENCE
         )
 
-    def _severity(
-        self, probabilities: np.ndarray[Any, Any] | None, signals: list[Signal]
-    ) -> tuple[str, float]:
-        floors = [signal.floor for signal in signals] if self._floors_apply else []
+    @cached_property
+    def _scorer(self) -> JointHeads:
+        # Built on first use (dense weight matrices, a few tens of MB): loading stays fast.
+        heads = (self._category,)
+        return JointHeads(heads if self._severity_head is None else (*heads, self._severity_head))
+
+    def _probabilities(
+        self, texts: Sequence[str]
+    ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any] | None]:
+        """Category and severity probabilities, hashed and scored in cache-sized chunks."""
+        parts = [
+            self._scorer.probabilities(self._features.transform(texts[start : start + _CHUNK]))
+            for start in range(0, len(texts), _CHUNK)
+        ]
+        category = np.concatenate([part[0] for part in parts])
+        severity = None if self._severity_head is None else np.concatenate([p[1] for p in parts])
+        return category, severity
+
+    def _severities_of(
+        self, probabilities: np.ndarray[Any, Any] | None, texts: Sequence[str]
+    ) -> list[tuple[str, float, tuple[str, ...]]]:
+        """``(severity, confidence, signal names)`` of each text."""
+        found = [find_signals(text) for text in texts]
         if probabilities is None or self._severities is None:
-            if floors:
-                return max_severity(*floors), _RULE_CONFIDENCE
-            return DEFAULT_SEVERITY, 0.0
-        best = int(np.argmax(probabilities))
-        estimate = self._severities[best]
-        confidence = float(probabilities[best])
-        if not self._floors_apply:
-            return estimate, confidence
-        final = cap_severity(max_severity(estimate, *floors), self._severities)
-        if severity_rank(final) > severity_rank(estimate):
-            return final, _RULE_CONFIDENCE
-        return final, confidence
+            return [(*self._rule_severity(signals), _names(signals)) for signals in found]
+        best = probabilities.argmax(axis=1)
+        confidences = probabilities[np.arange(len(texts)), best].tolist()
+        results = []
+        for row, signals in enumerate(found):
+            estimate = self._severities[best[row]]
+            confidence = confidences[row]
+            if self._floors_apply:
+                # On the default scale severities are reported in lower case.
+                floors = [signal.floor for signal in signals]
+                final = cap_severity(max_severity(estimate, *floors), self._severities)
+                if severity_rank(final) > severity_rank(estimate):
+                    confidence = _RULE_CONFIDENCE
+                estimate = final
+            results.append((estimate, confidence, _names(signals)))
+        return results
+
+    def _rule_severity(self, signals: list[Signal]) -> tuple[str, float]:
+        """Severity without a severity head: the highest floor, else the default."""
+        if signals and self._floors_apply:
+            return max_severity(*(signal.floor for signal in signals)), _RULE_CONFIDENCE
+        return DEFAULT_SEVERITY, 0.0
+
+
+def _names(signals: list[Signal]) -> tuple[str, ...]:
+    return tuple(signal.name for signal in signals)

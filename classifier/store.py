@@ -2,10 +2,14 @@
 
 A model folder holds ``model.skops`` (the fitted heads and the hashing settings),
 ``card.json`` (the model card) and one confusion-matrix picture per head. Loading
-never unpickles: skops rebuilds only the types it trusts by default (scikit-learn
-estimators, numpy arrays, builtins) plus those in :data:`ALLOWED_TYPES`. The types
-a file holds are computed with ``skops.io.get_untrusted_types`` on every save and
-every load, and a file with any type outside the allow-list is refused.
+never unpickles. A file of plain data (dicts, lists, JSON scalars, numeric arrays:
+what :func:`save_model` writes) is read by :mod:`classifier.skops_plain` without
+importing skops, whose import pulls in scikit-learn (1.5 s in a fresh process).
+Any other file goes through skops, which rebuilds only the types it trusts by
+default (scikit-learn estimators, numpy arrays, builtins) plus those in
+:data:`ALLOWED_TYPES`: the types a file holds are computed with
+``skops.io.get_untrusted_types`` on every save and on such a load, and a file with
+any type outside the allow-list is refused.
 """
 
 from __future__ import annotations
@@ -19,16 +23,18 @@ import zipfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import skops.io
 
 from classifier.errors import ClassifierError, ModelLoadError
 from classifier.heads import Head
 from classifier.predictor import DEFAULT_ABSTAIN_BELOW, ComplaintClassifier
-from classifier.training import TrainedModel
+from classifier.skops_plain import NotPlainDataError, read_plain
 from classifier.vectorize import HashedFeatures
+
+if TYPE_CHECKING:
+    from classifier.training import TrainedModel
 
 __all__ = [
     "ALLOWED_TYPES",
@@ -73,6 +79,8 @@ def save_model(trained: TrainedModel, directory: Path) -> SavedModel:
     The card gains the version, the file's SHA-256 and size, and the non-default
     types the file holds (all within :data:`ALLOWED_TYPES`, or nothing is written).
     """
+    import skops.io  # noqa: PLC0415  (imports scikit-learn: only when saving)
+
     directory.mkdir(parents=True, exist_ok=True)
     classifier = trained.classifier
     payload = {
@@ -195,6 +203,12 @@ def _head(value: Any) -> Head:
 
 
 def _safe_loads(data: bytes, model_path: Path) -> Any:
+    try:
+        return read_plain(data)
+    except NotPlainDataError:
+        pass  # not plain data (or damaged): skops audits it against the allow-list
+    import skops.io  # noqa: PLC0415  (imports scikit-learn, hence not at the top)
+
     try:
         untrusted = skops.io.get_untrusted_types(data=data)
     except Exception as exc:  # skops raises zipfile, JSON and key errors for bad files

@@ -16,13 +16,19 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from daemon.classification import ModelHolder
 from daemon.errors import ConfigError
+from daemon.escalation import Escalator
 from daemon.intake import MailboxWorker, SyncReport
+from daemon.lifecycle import TicketLifecycle
+from daemon.mailbox_lease import MailboxLease, run_with_lease
 from daemon.mailbox_store import MailboxStore
 from daemon.model_registry import ensure_active_model
 from daemon.outbox import OutboxConfig
+from daemon.scheduler import DaemonScheduler
 from daemon.service import IngestResult, IntakeService, ServiceConfig
 from daemon.settings import MailboxSettings, Settings, resolve_secret
 from daemon.smtp_sender import OutboxSender
+from daemon.sweep import EscalationSweep
+from daemon.ticket_sla import SlaBook
 from daemon.triage import Triage
 from models import create_database_engine, session_factory, upgrade_schema
 
@@ -51,6 +57,8 @@ class Application:
     service: IntakeService
     classifier: ModelHolder
     clock: Callable[[], datetime]
+    lifecycle: TicketLifecycle | None = None
+    sweep: EscalationSweep | None = None
     outbox_wake: threading.Event = field(default_factory=threading.Event)
     on_batch: Callable[[Sequence[IngestResult]], None] | None = None
     _secrets: dict[str, SecretStr] = field(default_factory=dict)
@@ -63,8 +71,13 @@ class Application:
         clock: Callable[[], datetime] = utc_now,
         upgrade: bool = True,
         progress: bool = True,
+        load_model: bool = True,
     ) -> Application:
-        """Connect the database (migrating it unless told not to) and resolve secrets."""
+        """Connect the database (migrating it unless told not to) and resolve secrets.
+
+        ``load_model=False`` skips training and loading the classifier, for
+        commands that only act on stored tickets.
+        """
         secret = resolve_secret(
             "security.secret",
             env=settings.security.secret_env if settings.security.secret_file is None else None,
@@ -80,9 +93,10 @@ class Application:
             abstain_below=settings.classifier.abstain_below,
             reload_interval=settings.classifier.reload_interval,
         )
-        if settings.classifier.train_on_first_run:
-            ensure_active_model(sessions, settings, progress=progress)
-        holder.refresh(force=True)
+        if load_model:
+            if settings.classifier.train_on_first_run:
+                ensure_active_model(sessions, settings, progress=progress)
+            holder.refresh(force=True)
         secret_bytes = secret.get_secret_value().encode()
         domain = settings.security.message_id_domain
         outbox = OutboxConfig.from_settings(
@@ -107,10 +121,36 @@ class Application:
             ticket_prefix=settings.security.ticket_prefix,
             max_message_bytes=settings.intake.max_message_bytes,
         )
-        service = IntakeService(
-            sessions, config, clock, classify=holder.classify, triage=triage, on_queued=wake.set
+        escalator = Escalator(
+            settings.routing,
+            outbox,
+            SlaBook(settings.routing),
+            template_folder=triage.template_folder,
         )
-        return cls(settings, engine, sessions, service, holder, clock, outbox_wake=wake)
+        lifecycle = TicketLifecycle(escalator)
+        sweep = EscalationSweep(
+            sessions, escalator, clock, batch_size=settings.scheduler.sweep_batch_size
+        )
+        service = IntakeService(
+            sessions,
+            config,
+            clock,
+            classify=holder.classify,
+            triage=triage,
+            on_queued=wake.set,
+            lifecycle=lifecycle,
+        )
+        return cls(
+            settings,
+            engine,
+            sessions,
+            service,
+            holder,
+            clock,
+            lifecycle=lifecycle,
+            sweep=sweep,
+            outbox_wake=wake,
+        )
 
     def mailbox_secret(self, mailbox: MailboxSettings) -> Callable[[], SecretStr]:
         """A callable giving the mailbox's password (cached) or a fresh OAuth2 token."""
@@ -184,19 +224,29 @@ class Application:
         reports: dict[str, SyncReport] = {}
         for worker in self.workers():
             reports[worker.mailbox.name] = worker.run_once()
+        if self.sweep is not None:
+            self.sweep.run()
         sender = self.sender()
         if sender is not None:
             asyncio.run(_send_once(sender, self.clock()))
         return reports
 
     def run(self, stop: threading.Event) -> None:
-        """Run every mailbox worker in its own thread until ``stop`` is set."""
+        """Run every mailbox worker in its own thread, and the scheduler, until ``stop`` is set.
+
+        Each worker reads its mailbox only while it holds the mailbox's lease
+        (on PostgreSQL one instance at a time; see :mod:`daemon.mailbox_lease`).
+        """
+        retry = self.settings.scheduler.mailbox_lock_retry_seconds
         threads = [
             threading.Thread(
-                target=worker.run_forever, args=(stop,), name=f"imap-{worker.mailbox.name}"
+                target=run_with_lease,
+                args=(worker, MailboxLease(self.engine, worker.mailbox.name), stop, retry),
+                name=f"imap-{worker.mailbox.name}",
             )
             for worker in self.workers()
         ]
+        scheduler = self.scheduler()
         sender = self.sender()
         if sender is not None:
             threads.append(
@@ -206,12 +256,31 @@ class Application:
             )
         for thread in threads:
             thread.start()
+        if scheduler is not None:
+            scheduler.start()
         logger.info("complaintd running with %d mailbox(es)", len(self.settings.mailboxes))
-        stop.wait()
-        self.outbox_wake.set()
-        for thread in threads:
-            thread.join(timeout=30)
+        try:
+            stop.wait()
+        finally:
+            if scheduler is not None:
+                scheduler.shutdown()
+            self.outbox_wake.set()
+            for thread in threads:
+                thread.join(timeout=30)
         logger.info("complaintd stopped")
+
+    def scheduler(self) -> DaemonScheduler | None:
+        """The timed jobs (escalation sweep, outbox retries, housekeeping)."""
+        if self.sweep is None or self.lifecycle is None:
+            return None
+        return DaemonScheduler(
+            self.sessions,
+            self.sweep,
+            self.lifecycle,
+            self.settings.scheduler,
+            self.clock,
+            outbox_wake=self.outbox_wake if self.settings.smtp is not None else None,
+        )
 
     def close(self) -> None:
         """Release database connections."""

@@ -78,6 +78,7 @@ class ModelHolder:
                     "cannot load model %s (%s); keeping %s", active.version, exc, self.version
                 )
                 return
+            _warm_up(model)
             previous, self._model = self.version, model
             logger.info("classifier model %s loaded (was %s)", model.version, previous)
 
@@ -88,3 +89,16 @@ class ModelHolder:
         if model is None or not items:
             return None
         return model.predict_many(items)
+
+
+def _warm_up(model: ComplaintClassifier) -> None:
+    """Predict once now, so the first mail does not pay for lazily loaded parts.
+
+    The language identifier loads its own model (about 0.8 s) on first use;
+    without this the first mail of a burst waits for it, and every mail
+    behind it too.
+    """
+    try:
+        model.predict_many([("warm-up", "This is a warm-up text, not a complaint.")])
+    except Exception:  # a model that cannot predict is reported by the first real batch
+        logger.debug("classifier warm-up failed", exc_info=True)

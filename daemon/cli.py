@@ -150,7 +150,19 @@ def _cmd_tickets_list(args: argparse.Namespace, settings: Settings) -> int:
     from daemon.views import list_tickets
 
     with _open_sessions(settings)() as session:
-        tickets = list_tickets(session, status=args.status, limit=args.limit)
+        overdue_at = None
+        if args.overdue:
+            from daemon.app import utc_now
+
+            overdue_at = utc_now()
+        tickets = list_tickets(
+            session,
+            status=args.status,
+            limit=args.limit,
+            tier=args.tier,
+            team=args.team,
+            overdue_at=overdue_at,
+        )
     if args.json:
         _print_json(tickets)
         return 0
@@ -159,7 +171,16 @@ def _cmd_tickets_list(args: argparse.Namespace, settings: Settings) -> int:
     print(
         render_table(
             tickets,
-            ["ref", "status", "customer_email", "subject", "category", "severity", "message_count"],
+            [
+                "ref",
+                "status",
+                "tier",
+                "team",
+                "customer_email",
+                "subject",
+                "severity",
+                "next_deadline",
+            ],
         )
     )
     return 0
@@ -254,6 +275,11 @@ def _build_parser() -> argparse.ArgumentParser:
     tickets_list = add("list", _cmd_tickets_list, "list tickets, newest first", tickets)
     tickets_list.add_argument("--status", help="only tickets with this status")
     tickets_list.add_argument("--limit", type=int, help="at most this many")
+    tickets_list.add_argument("--tier", type=int, choices=(1, 2, 3, 4), help="only this tier")
+    tickets_list.add_argument("--team", help="only tickets owned by this team")
+    tickets_list.add_argument(
+        "--overdue", action="store_true", help="only tickets with a deadline already passed"
+    )
     tickets_list.add_argument("--json", action="store_true", help="print JSON")
     tickets_show = add("show", _cmd_tickets_show, "show one ticket with its history", tickets)
     tickets_show.add_argument("ref", help="the ticket reference, e.g. CMP-000123")
@@ -275,6 +301,10 @@ def _build_parser() -> argparse.ArgumentParser:
     from daemon.routing_cli import register_routing_commands
 
     register_routing_commands(commands, add)
+
+    from daemon.sla_cli import register_sla_commands
+
+    register_sla_commands(commands, tickets, add)
     return parser
 
 

@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 
 _FETCH_SIZE = b"RFC822.SIZE"
 _FETCH_BODY = b"BODY[]"
+# Mails in the first fetch of a pass; each later fetch of the pass doubles it.
+_FIRST_BATCH = 16
 
 
 @dataclass(slots=True)
@@ -250,8 +252,14 @@ class MailboxWorker:
         return [uid for uid in uids if uid in unflagged]
 
     def _batches(self, client: IMAPClient, uids: list[int]) -> Iterator[list[tuple[int, int]]]:
-        """Group (UID, size) pairs so one fetch holds at most N mails or M bytes."""
-        limit_count = self._intake.fetch_batch_messages
+        """Group (UID, size) pairs so one fetch holds at most N mails or M bytes.
+
+        Batches start small and double up to ``fetch_batch_messages``: the
+        first mails of a burst are committed (and acknowledged) after a
+        fraction of a second instead of waiting for a full batch, while a
+        long backlog still gets large batches, one commit per many mails.
+        """
+        limit_count = min(_FIRST_BATCH, self._intake.fetch_batch_messages)
         limit_bytes = self._intake.fetch_batch_bytes
         for start in range(0, len(uids), 5000):
             chunk = uids[start : start + 5000]
@@ -265,6 +273,7 @@ class MailboxWorker:
                 if batch and (len(batch) >= limit_count or batch_bytes + size > limit_bytes):
                     yield batch
                     batch, batch_bytes = [], 0
+                    limit_count = min(limit_count * 2, self._intake.fetch_batch_messages)
                 batch.append((uid, size))
                 batch_bytes += size
             if batch:

@@ -48,6 +48,8 @@ __all__ = [
     "Recipient",
     "agent_audience",
     "enqueue",
+    "forget_flood_counts",
+    "preload_flood_counts",
 ]
 
 logger = logging.getLogger(__name__)
@@ -56,6 +58,7 @@ Recipient = str | tuple[str, str]
 """A bare address, or ``(display name, address)``."""
 
 _KIND = re.compile(r"[a-z][a-z0-9_]{0,31}")
+_FLOOD_COUNTS = "complaintd.outbox.flood_counts"  # session.info key: (transaction, counts)
 _AGENT_KEY_CHARS = 12  # 60 bits of base32: unique among any realistic set of agents
 
 
@@ -221,7 +224,7 @@ def enqueue(
         created_at=now,
     )
     if automatic if flood_capped is None else flood_capped:
-        recent = _recent_automatic(session, recipient_key, now - config.flood_cap_window)
+        recent = _take_flood_slot(session, recipient_key, now - config.flood_cap_window, config)
         if recent >= config.flood_cap_count:
             window = int(config.flood_cap_window.total_seconds() // 60)
             mail.status = "suppressed"
@@ -265,6 +268,90 @@ def _without_own(
         else:
             kept.append((formatted, address))
     return kept
+
+
+def preload_flood_counts(session: Session, recipients: Iterable[str], since: datetime) -> None:
+    """Count the automatic mails to many recipients since ``since`` with one query.
+
+    For a batch that is about to queue mail to many addresses: the counts are
+    kept in the session for the current transaction only, and :func:`enqueue`
+    uses and updates them instead of counting again for every mail, so the cap
+    stays exact for every mail queued in this transaction. Call
+    :func:`forget_flood_counts` after a rolled-back savepoint that queued
+    mail; until then the counts may be too high (mail is suppressed early,
+    never sent over the cap). Addresses that are not acceptable are skipped.
+    """
+    keys: set[str] = set()
+    for email in recipients:
+        try:
+            keys.add(normalise_email(email).lower())
+        except ValueError:
+            continue
+    cache = _flood_cache(session, create=True)
+    assert cache is not None
+    wanted = sorted(key for key in keys if key not in cache)
+    found: dict[str, int] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        rows = session.execute(
+            select(OutboxMail.recipient_key, func.count())
+            .where(
+                OutboxMail.recipient_key.in_(chunk),
+                OutboxMail.created_at >= since,
+                OutboxMail.automatic.is_(True),
+                OutboxMail.status != "suppressed",
+            )
+            .group_by(OutboxMail.recipient_key)
+        ).all()
+        found.update((str(key), int(count)) for key, count in rows)
+    for row in session.new:
+        # Queued in this transaction and not flushed yet: not in the query.
+        if (
+            isinstance(row, OutboxMail)
+            and row.recipient_key in found
+            and row.automatic
+            and row.status != "suppressed"
+            and row.created_at >= since
+        ):
+            found[row.recipient_key] += 1
+    for key in wanted:
+        cache[key] = found.get(key, 0)
+
+
+def forget_flood_counts(session: Session) -> None:
+    """Drop the counts :func:`preload_flood_counts` kept; :func:`enqueue` counts each again."""
+    session.info.pop(_FLOOD_COUNTS, None)
+
+
+def _flood_cache(session: Session, *, create: bool = False) -> dict[str, int] | None:
+    """The flood-cap counts kept for the session's current transaction, if any."""
+    transaction = session.get_transaction()
+    entry = session.info.get(_FLOOD_COUNTS)
+    if entry is not None and entry[0] is transaction and transaction is not None:
+        counts: dict[str, int] = entry[1]
+        return counts
+    if entry is not None:
+        del session.info[_FLOOD_COUNTS]  # left from an earlier transaction
+    if not create or transaction is None:
+        return None
+    counts = {}
+    session.info[_FLOOD_COUNTS] = (transaction, counts)
+    return counts
+
+
+def _take_flood_slot(
+    session: Session, recipient_key: str, since: datetime, config: OutboxConfig
+) -> int:
+    """Automatic mails to ``recipient_key`` since ``since``; a kept count grows by this one."""
+    cache = _flood_cache(session)
+    if cache is None:
+        return _recent_automatic(session, recipient_key, since)
+    recent = cache.get(recipient_key)
+    if recent is None:
+        recent = _recent_automatic(session, recipient_key, since)
+    # Under the cap this mail is queued and counts from now on; over it, it is suppressed.
+    cache[recipient_key] = recent + 1 if recent < config.flood_cap_count else recent
+    return recent
 
 
 def _recent_automatic(session: Session, recipient_key: str, since: datetime) -> int:

@@ -47,6 +47,7 @@ from models import (
 
 if TYPE_CHECKING:
     from classifier import Prediction
+    from daemon.lifecycle import TicketLifecycle
 
 __all__ = ["IngestOutcome", "IngestResult", "IntakeService", "MailSource", "ServiceConfig"]
 
@@ -118,6 +119,7 @@ class IntakeService:
         classify: Classify | None = None,
         triage: Triage | None = None,
         on_queued: Callable[[], None] | None = None,
+        lifecycle: TicketLifecycle | None = None,
     ) -> None:
         self._sessions = sessions
         self._config = config
@@ -125,6 +127,7 @@ class IntakeService:
         self._classify = classify
         self._triage = triage
         self._on_queued = on_queued
+        self._lifecycle = lifecycle
 
     # -- public API ---------------------------------------------------------
 
@@ -150,12 +153,13 @@ class IntakeService:
         try:
             with self._sessions() as session, session.begin():
                 receipts = self._receipts(session, [source for _raw, source in items])
+                readable = [mail for mail in parsed if not isinstance(mail, Exception)]
                 batch = BatchContext(
-                    KnownMessages.load(
-                        session, [mail for mail in parsed if not isinstance(mail, Exception)]
-                    ),
+                    KnownMessages.load(session, readable),
                     predictions,
-                    self._triage.begin(session) if self._triage is not None else None,
+                    self._triage.begin(session, readable, now=self._clock())
+                    if self._triage is not None
+                    else None,
                 )
                 results: list[IngestResult | None] = [None] * len(items)
                 group: list[int] = []
@@ -344,6 +348,8 @@ class IntakeService:
             raise
         except Exception:
             logger.warning("a group insert failed; storing its %d mails one by one", len(group))
+            if batch.triage is not None:
+                batch.triage.forget(session)
             for i in group:
                 raw, source = items[i]
                 results[i] = replace(
@@ -444,14 +450,27 @@ class IntakeService:
             )
 
         now = self._clock()
+        existing_ticket = None
+        if match.ticket_id is not None:
+            # Locked on PostgreSQL: the escalation sweep must not change it meanwhile.
+            existing_ticket = session.get_one(Ticket, match.ticket_id, with_for_update=True)
+            if (
+                kind is MailKind.CUSTOMER
+                and self._lifecycle is not None
+                and self._lifecycle.is_stale(existing_ticket, now)
+            ):
+                match = TicketMatch(
+                    None, f"follow-up to {existing_ticket.ref}, closed too long ago to reopen"
+                )
+                existing_ticket = None
         message = new_message(parsed, kind, dedup_key, content, now)
         _attach_origin(session, message, raw, raw_row, source, now)
-        if match.ticket_id is None:
+        if existing_ticket is None:
             ticket = self._new_ticket(parsed, sender, source, now)
             message.ticket = ticket
             outcome = IngestOutcome.CREATED
         else:
-            ticket = session.get_one(Ticket, match.ticket_id)
+            ticket = existing_ticket
             message.ticket_id = ticket.id
             outcome = IngestOutcome.ADDED
         session.add(message)
@@ -464,11 +483,43 @@ class IntakeService:
             apply_prediction(session, ticket, parsed, batch.prediction(parsed), now, new=True)
             self._run_triage(session, batch, ticket, parsed)
         else:
+            participants = self._participants(session, ticket.id)
             self._note_follow_up(session, ticket, parsed, kind, sender, message, match, now)
             if kind in (MailKind.CUSTOMER, MailKind.LIST):
+                previous_severity = ticket.severity
                 prediction = batch.prediction(parsed)
                 apply_prediction(session, ticket, parsed, prediction, now, new=False)
+                if kind is MailKind.CUSTOMER and sender.lower() in participants:
+                    self._customer_wrote(session, ticket, parsed, prediction, previous_severity)
         return IngestResult(outcome, ticket_ref=ticket.ref, message_pk=message.id)
+
+    def _customer_wrote(
+        self,
+        session: Session,
+        ticket: Ticket,
+        parsed: ParsedMessage,
+        prediction: Prediction | None,
+        previous_severity: str | None,
+    ) -> None:
+        """Clocks, reopening and escalation triggers; a failure here never loses the mail."""
+        if self._lifecycle is None:
+            return
+        now = self._clock()
+        try:
+            with session.begin_nested():
+                self._lifecycle.customer_wrote(
+                    session,
+                    ticket,
+                    now,
+                    signals=prediction.signals if prediction is not None else (),
+                    previous_severity=previous_severity,
+                    text=parsed.text,
+                )
+        except OperationalError:
+            raise
+        except Exception as exc:
+            logger.exception("follow-up handling of %s failed; the mail is stored", ticket.ref)
+            session.add(new_event(ticket, now, "follow_up_failed", "system", {"error": str(exc)}))
 
     # -- steps --------------------------------------------------------------
 
@@ -497,6 +548,7 @@ class IntakeService:
         except Exception as exc:
             # The ticket is stored either way; an admin sees why it has no owner.
             logger.exception("triage of %s failed; the ticket stays unrouted", ticket.ref)
+            batch.triage.forget(session)
             session.add(new_event(ticket, now, "triage_failed", "system", {"error": str(exc)}))
 
     def _find_ticket(

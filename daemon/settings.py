@@ -38,6 +38,7 @@ __all__ = [
     "DatabaseSettings",
     "IntakeSettings",
     "MailboxSettings",
+    "SchedulerSettings",
     "SecuritySettings",
     "Settings",
     "SmtpSettings",
@@ -203,6 +204,19 @@ class ClassifierSettings(_Section):
     """Train the default model from training_data/ when no model is active yet."""
 
 
+class SchedulerSettings(_Section):
+    """``[scheduler]``: the escalation sweep and housekeeping (APScheduler, jobs in memory)."""
+
+    sweep_interval_seconds: Annotated[float, Field(ge=0.2, le=3600)] = 30.0
+    """Seconds between escalation sweeps; the scheduler also wakes at the next deadline."""
+    sweep_batch_size: Annotated[int, Field(ge=1, le=5000)] = 100
+    """Tickets claimed per sweep transaction."""
+    housekeeping_interval_minutes: Annotated[float, Field(gt=0)] = 10.0
+    """How often resolved tickets past the reopen window are closed."""
+    mailbox_lock_retry_seconds: Annotated[float, Field(gt=0)] = 5.0
+    """PostgreSQL: how often a standby instance tries to take over a mailbox."""
+
+
 class LoggingSettings(_Section):
     """``[logging]``."""
 
@@ -219,6 +233,7 @@ class Settings(_Section):
     intake: IntakeSettings = IntakeSettings()
     classifier: ClassifierSettings = ClassifierSettings()
     outbox: OutboxSettings = OutboxSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
     logging: LoggingSettings = LoggingSettings()
     base_dir: Path = Path()
     """Folder relative paths in the file are resolved against (the config's folder)."""

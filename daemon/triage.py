@@ -15,23 +15,27 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
 from sqlalchemy.orm import Session
 
 from daemon.mail_kind import MailKind
-from daemon.outbox import OutboxConfig, enqueue
+from daemon.outbox import OutboxConfig, enqueue, forget_flood_counts, preload_flood_counts
 from daemon.parsing import ParsedMessage
 from daemon.records import new_event
+from daemon.ticket_sla import SlaBook
 from models import RoutingState, Ticket
 from routing import BusinessCalendar, RoutingConfig, RoutingDecision, TicketFacts, render, route
 from routing.sla import Deadline, Deadlines, compute_deadlines
+from routing.ticket_clocks import TicketClocks
 
-__all__ = ["OPEN_STATUSES", "Triage", "TriageBatch", "facts_for"]
+__all__ = ["OPEN_STATUSES", "PastTicket", "Triage", "TriageBatch", "facts_for"]
 
 logger = logging.getLogger(__name__)
 
 OPEN_STATUSES = ("new", "open", "pending")
 """Statuses that count towards an agent's load."""
+
+_PREVIOUS_TICKETS = 5  # earlier tickets of the customer listed in an assignment notice
 
 
 def facts_for(
@@ -71,8 +75,20 @@ class Triage:
     template_folder: Path | None = None
     _calendars: dict[str, BusinessCalendar] = field(default_factory=dict)
 
-    def begin(self, session: Session) -> TriageBatch:
-        """Read the state routing needs once for a whole batch."""
+    def begin(
+        self,
+        session: Session,
+        mails: Sequence[ParsedMessage] = (),
+        *,
+        now: datetime | None = None,
+    ) -> TriageBatch:
+        """Read the state routing needs once for a whole batch.
+
+        With the batch's ``mails`` (and ``now``), what their mails need is
+        read here too, with one query each instead of one per ticket: the
+        senders' earlier tickets (for the assignment notice) and the
+        automatic mails already sent to them (for the flood cap).
+        """
         with session.no_autoflush:
             load = dict(
                 session.execute(
@@ -87,7 +103,18 @@ class Triage:
                     select(RoutingState.team, RoutingState.next_index)
                 ).all()
             }
-        return TriageBatch(self, {str(k): int(v) for k, v in load.items()}, rr_state)
+            batch = TriageBatch(self, {str(k): int(v) for k, v in load.items()}, rr_state)
+            senders = [mail.from_addr.email for mail in mails if mail.from_addr is not None]
+            if senders:
+                batch.previous = _earlier_tickets(session, senders)
+            if senders and now is not None:
+                answer_to = [
+                    (mail.reply_to[0] if mail.reply_to else mail.from_addr).email
+                    for mail in mails
+                    if mail.from_addr is not None
+                ]
+                preload_flood_counts(session, answer_to, now - self.outbox.flood_cap_window)
+        return batch
 
     def calendar(self, name: str) -> BusinessCalendar:
         """The business calendar called ``name`` (built once)."""
@@ -105,6 +132,11 @@ class TriageBatch:
     rr_state: dict[str, int]
     changed_teams: set[str] = field(default_factory=set)
     queued: int = 0
+    previous: dict[str, list[PastTicket]] | None = None
+    """Each sender's most recent tickets before the batch, newest first, read by
+    :meth:`Triage.begin`; None: read from the database for each notice."""
+    created: dict[str, list[Ticket]] = field(default_factory=dict)
+    """The tickets this batch opened, by customer address."""
 
     def new_ticket(
         self,
@@ -128,14 +160,17 @@ class TriageBatch:
         )
         decision = route(facts, config, self.load, self.rr_state)
         self._remember(decision)
+        if self.previous is not None:
+            self.created.setdefault(ticket.customer_email, []).append(ticket)
         calendar = self.triage.calendar(decision.calendar)
         deadlines = compute_deadlines(decision.sla, calendar, now)
         ticket.tier, ticket.team, ticket.assignee = decision.tier, decision.team, decision.assignee
         ticket.routing_rule = decision.rule
         ticket.sla_policy = decision.sla.name
         ticket.tags = sorted({*(ticket.tags or []), *decision.tags})
-        ticket.first_response_due_at = _due(deadlines.first_response)
-        ticket.resolution_due_at = _due(deadlines.resolution)
+        SlaBook.store(ticket, TicketClocks.open(decision.sla, decision.calendar, calendar, now))
+        ticket.unanswered_count = 1
+        ticket.last_customer_at = now
         session.add(
             new_event(
                 ticket,
@@ -160,8 +195,13 @@ class TriageBatch:
             self._notify(session, ticket, parsed, decision, deadlines, calendar, now)
         return decision
 
+    def forget(self, session: Session) -> None:
+        """After a rolled-back savepoint: read what was kept for the batch afresh when needed."""
+        forget_flood_counts(session)
+
     def finish(self, session: Session) -> None:
         """Store the round-robin positions that moved during the batch."""
+        forget_flood_counts(session)
         for team in sorted(self.changed_teams):
             row = session.get(RoutingState, team)
             if row is None:
@@ -244,12 +284,30 @@ class TriageBatch:
             (m.name for m in team.members if decision.assignee and m.email == decision.assignee),
             None,
         )
-        previous = session.execute(
-            select(Ticket.ref, Ticket.subject, Ticket.status, Ticket.created_at)
-            .where(Ticket.customer_email == ticket.customer_email, Ticket.id != ticket.id)
-            .order_by(Ticket.id.desc())
-            .limit(5)
-        ).all()
+        known = self.previous.get(ticket.customer_email) if self.previous is not None else None
+        if known is not None:
+            # Tickets of this batch still exist unless a savepoint rolled them back.
+            opened = [
+                PastTicket(other.id, other.ref, other.subject, other.status, other.created_at)
+                for other in self.created.get(ticket.customer_email, ())
+                if inspect(other).persistent
+            ]
+            candidates = sorted([*known, *opened], key=lambda past: past.id, reverse=True)
+            previous = [
+                (past.ref, past.subject, past.status, past.created_at)
+                for past in candidates
+                if past.id < ticket.id
+            ][:_PREVIOUS_TICKETS]
+        else:
+            previous = [
+                (ref, subject, status, opened)
+                for ref, subject, status, opened in session.execute(
+                    select(Ticket.ref, Ticket.subject, Ticket.status, Ticket.created_at)
+                    .where(Ticket.customer_email == ticket.customer_email, Ticket.id < ticket.id)
+                    .order_by(Ticket.id.desc())
+                    .limit(_PREVIOUS_TICKETS)
+                ).all()
+            ]
         rendered = render(
             "assignment_notice",
             team.language or "en",
@@ -291,6 +349,55 @@ class TriageBatch:
             now=now,
         )
         self.queued += mail is not None
+
+
+@dataclass(frozen=True, slots=True)
+class PastTicket:
+    """One of a customer's earlier tickets, as the assignment notice lists it."""
+
+    id: int
+    ref: str | None
+    subject: str
+    status: str
+    created_at: datetime
+
+
+def _earlier_tickets(session: Session, senders: Sequence[str]) -> dict[str, list[PastTicket]]:
+    """The newest tickets of each sender (one query per 500 senders), newest first."""
+    found: dict[str, list[PastTicket]] = {sender: [] for sender in senders}
+    wanted = sorted(found)
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        ranked = (
+            select(
+                Ticket.id,
+                Ticket.ref,
+                Ticket.subject,
+                Ticket.status,
+                Ticket.created_at,
+                Ticket.customer_email,
+                func.row_number()
+                .over(partition_by=Ticket.customer_email, order_by=Ticket.id.desc())
+                .label("position"),
+            )
+            .where(Ticket.customer_email.in_(chunk))
+            .subquery()
+        )
+        rows = session.execute(
+            select(
+                ranked.c.id,
+                ranked.c.ref,
+                ranked.c.subject,
+                ranked.c.status,
+                ranked.c.created_at,
+                ranked.c.customer_email,
+            )
+            .where(ranked.c.position <= _PREVIOUS_TICKETS)
+            .order_by(ranked.c.customer_email, ranked.c.id.desc())
+        ).all()
+        for pk, ref, subject, status, created_at, email in rows:
+            found[email].append(PastTicket(pk, ref, subject, status, created_at))
+    return found
 
 
 def _due(deadline: Deadline | None) -> datetime | None:

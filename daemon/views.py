@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from models import Attachment, Event, Message, Quarantine, Ticket
@@ -21,9 +21,19 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def list_tickets(
-    session: Session, *, status: str | None = None, limit: int | None = None
+    session: Session,
+    *,
+    status: str | None = None,
+    limit: int | None = None,
+    tier: int | None = None,
+    team: str | None = None,
+    overdue_at: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """Tickets, newest first, each with its message count."""
+    """Tickets, newest first, each with its message count.
+
+    Filters: ``status``, ``tier``, ``team``, and ``overdue_at`` (only tickets
+    with a running deadline that has passed at that instant).
+    """
     counts = (
         select(Message.ticket_id, func.count(Message.id).label("n"))
         .group_by(Message.ticket_id)
@@ -36,6 +46,18 @@ def list_tickets(
     )
     if status is not None:
         query = query.where(Ticket.status == status)
+    if tier is not None:
+        query = query.where(Ticket.tier == tier)
+    if team is not None:
+        query = query.where(Ticket.team == team)
+    if overdue_at is not None:
+        query = query.where(
+            or_(
+                Ticket.first_response_due_at <= overdue_at,
+                Ticket.next_response_due_at <= overdue_at,
+                Ticket.resolution_due_at <= overdue_at,
+            )
+        )
     if limit is not None:
         query = query.limit(limit)
     return [
@@ -47,12 +69,19 @@ def list_tickets(
             "category": ticket.category,
             "severity": ticket.severity,
             "tier": ticket.tier,
+            "team": ticket.team,
             "assignee": ticket.assignee,
             "created_at": _iso(ticket.created_at),
             "message_count": int(count),
+            "next_deadline": _iso(_earliest(ticket)),
         }
         for ticket, count in session.execute(query)
     ]
+
+
+def _earliest(ticket: Ticket) -> datetime | None:
+    dues = (ticket.first_response_due_at, ticket.next_response_due_at, ticket.resolution_due_at)
+    return min((due for due in dues if due is not None), default=None)
 
 
 def show_ticket(session: Session, ref: str) -> dict[str, Any] | None:
@@ -95,6 +124,12 @@ def show_ticket(session: Session, ref: str) -> dict[str, Any] | None:
         "team": ticket.team,
         "assignee": ticket.assignee,
         "mailbox": ticket.mailbox,
+        "sla_policy": ticket.sla_policy,
+        "first_response_due_at": _iso(ticket.first_response_due_at),
+        "next_response_due_at": _iso(ticket.next_response_due_at),
+        "resolution_due_at": _iso(ticket.resolution_due_at),
+        "escalated_at": _iso(ticket.escalated_at),
+        "resolved_at": _iso(ticket.resolved_at),
         "created_at": _iso(ticket.created_at),
         "updated_at": _iso(ticket.updated_at),
         "message_count": len(messages),

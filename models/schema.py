@@ -94,6 +94,7 @@ class Ticket(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     ref: Mapped[str | None] = mapped_column(String(32), unique=True)
     status: Mapped[str] = mapped_column(String(16), default="new", index=True)
+    """new, open (an agent answered), pending (waiting on the customer), resolved, closed."""
     customer_email: Mapped[str] = mapped_column(String(320), index=True)
     customer_name: Mapped[str] = mapped_column(String(200), default="")
     subject: Mapped[str] = mapped_column(Text, default="")
@@ -112,7 +113,22 @@ class Ticket(Base):
     tags: Mapped[list[Any]] = mapped_column(JSON, default=list, server_default="[]")
     sla_policy: Mapped[str | None] = mapped_column(String(64))
     first_response_due_at: Mapped[datetime | None] = mapped_column(index=True)
+    next_response_due_at: Mapped[datetime | None]
     resolution_due_at: Mapped[datetime | None] = mapped_column(index=True)
+    sla: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
+    """The SLA clocks (:class:`routing.ticket_clocks.TicketClocks` as JSON)."""
+    sla_check_at: Mapped[datetime | None] = mapped_column(index=True)
+    """When the escalation sweep must next look at this ticket (a warning or a
+    deadline); None when nothing is pending. The sweep's only search key."""
+    unanswered_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Customer messages since the last agent reply."""
+    first_responded_at: Mapped[datetime | None]
+    last_customer_at: Mapped[datetime | None]
+    last_agent_reply_at: Mapped[datetime | None]
+    escalated_at: Mapped[datetime | None]
+    breach_reported_at: Mapped[datetime | None]
+    """When the admins were told of a breach at the last level (they are told once)."""
+    resolved_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -309,9 +325,7 @@ class LabelCorrection(Base):
     __tablename__ = "label_corrections"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    ticket_id: Mapped[int] = mapped_column(
-        ForeignKey("tickets.id", ondelete="CASCADE"), index=True
-    )
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
     field: Mapped[str] = mapped_column(String(16))  # category | severity
     old_value: Mapped[str | None] = mapped_column(String(64))
     new_value: Mapped[str] = mapped_column(String(64))

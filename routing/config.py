@@ -82,7 +82,7 @@ ROUTING_SECTIONS: tuple[str, ...] = (
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 _TEMPLATE_NAME = r"^[a-z0-9][a-z0-9_]*$"
-_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$")
+_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _INTERVAL = re.compile(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$")
 _LANGUAGE = re.compile(r"^[a-z]{2,3}$")
 _DAY_KEYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -100,7 +100,7 @@ def severity_rank(severity: str | None) -> int:
 
 
 def parse_duration(text: str, *, day: timedelta = timedelta(hours=24)) -> timedelta:
-    """Parse ``"30m"``, ``"4h"``, ``"1h30m"``, ``"2d"``, ``"1d4h"`` into a timedelta.
+    """Parse ``"30m"``, ``"4h"``, ``"1h30m"``, ``"2d"``, ``"1d4h"``, ``"45s"`` into a timedelta.
 
     ``day`` is what one ``d`` stands for: 24 hours by default, one working day
     (e.g. 8 hours) for business-hours SLA policies. Whitespace is ignored; the
@@ -110,8 +110,8 @@ def parse_duration(text: str, *, day: timedelta = timedelta(hours=24)) -> timede
     match = _DURATION.match(compact)
     if not compact or match is None:
         raise ValueError(f'{text!r} is not a duration; write e.g. "30m", "4h", "1h30m" or "2d"')
-    days, hours, minutes = (int(group) if group else 0 for group in match.groups())
-    value = days * day + timedelta(hours=hours, minutes=minutes)
+    days, hours, minutes, seconds = (int(group) if group else 0 for group in match.groups())
+    value = days * day + timedelta(hours=hours, minutes=minutes, seconds=seconds)
     if value <= timedelta(0):
         raise ValueError(f"{text!r}: a duration must be longer than zero")
     return value
@@ -586,6 +586,17 @@ class RoutingSection(_Section):
     """Addresses or domains (glob patterns) of customers treated as VIPs."""
     escalate_unanswered_after: Annotated[int, Field(ge=0)] = 3
     """Escalate one level after this many customer messages without an agent reply (0: off)."""
+    escalation_assignment: Strategy = "round_robin"
+    """How the new owner is chosen within the team a ticket escalates to."""
+    notify_customer_on_escalation: bool = True
+    """Tell the customer (template ``customer_escalation_note``) when a senior team takes over."""
+    reopen_within: timedelta = timedelta(days=14)
+    """A customer reply this long after resolution reopens the ticket; later ones open a new one."""
+
+    @field_validator("reopen_within", mode="before")
+    @classmethod
+    def _reopen_duration(cls, value: Any) -> Any:
+        return parse_duration(value) if isinstance(value, str) else value
 
     @field_validator("vip_customers")
     @classmethod
@@ -894,6 +905,14 @@ _EXAMPLE_TOML = """\
 vip_customers = ["ceo@bigcorp.example", "*@vip.example", "important.example"]
 # Escalate one level after this many customer mails without an agent reply (0: off).
 escalate_unanswered_after = 3
+# Who takes an escalated ticket within the next tier's team: "round_robin",
+# "least_loaded" or "none" (the team address is told, nobody is assigned).
+escalation_assignment = "round_robin"
+# Tell the customer when a senior team takes over (template customer_escalation_note).
+notify_customer_on_escalation = true
+# A customer reply within this time of resolution reopens the ticket; a later
+# one starts a new ticket.
+reopen_within = "14d"
 
 # Business calendars. Hours are wall-clock in `time_zone`; several intervals per
 # day are fine; an empty list is a closed day. Public holidays come from the

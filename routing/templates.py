@@ -101,6 +101,7 @@ TEMPLATE_NAMES: tuple[str, ...] = (
     "customer_escalation_note",
     "breach_report",
     "sla_warning",
+    "follow_up_notice",
 )
 _SUBJECT_LIMIT = 250
 # The customer's subject is cut well below the header limit, so the [CMP-…]
@@ -363,6 +364,7 @@ def sample_context(name: str) -> dict[str, Any]:
             "reason": "the resolution deadline passed at tier 4",
             "history": [{"at": opened, "text": "opened"}],
         },
+        "follow_up_notice": {"assignee_name": "Felix Braun", "unanswered": 2},
         "sla_warning": {
             "deadline_kind": "first_response",
             "remaining": timedelta(minutes=48),

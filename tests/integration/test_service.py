@@ -268,6 +268,6 @@ def test_batch_stores_every_mail_and_lists_them(app: Application) -> None:
     assert tickets[0]["ref"] == "CMP-000020"
     assert set(tickets[0]) == {
         "ref", "status", "customer_email", "subject", "category", "severity",
-        "tier", "assignee", "created_at", "message_count",
+        "tier", "team", "assignee", "created_at", "message_count", "next_deadline",
     }  # fmt: skip
     assert all(t["message_count"] == 1 for t in tickets)

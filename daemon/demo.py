@@ -30,6 +30,8 @@ from daemon.service import IngestOutcome, IngestResult
 from daemon.settings import Settings
 from daemon.table import render_table, render_ticket
 from daemon.views import list_tickets, show_ticket
+from models import Event, Ticket
+from routing import RoutingConfig, default_routing_config
 
 __all__ = ["run_demo"]
 
@@ -37,6 +39,9 @@ _SUPPORT = "support@demo.complaintd.test"
 # Names of environment variables, not secrets.
 _PASSWORD_ENV = "COMPLAINTD_DEMO_IMAP_PASSWORD"  # noqa: S105
 _SECRET_ENV = "COMPLAINTD_DEMO_SECRET"  # noqa: S105
+# A customer whose SLA gives each tier a few seconds: the escalation part of the demo.
+_FAST_DOMAIN = "impatient.example"
+_FAST_SECONDS = 5
 
 
 def _demo_mails() -> list[bytes]:
@@ -73,8 +78,30 @@ def _settings(workdir: Path, imap: PymapServer, smtp: SmtpSink) -> Settings:
                 "from_address": f"Demo Support <{_SUPPORT}>",
             },
             "intake": {"reconnect_initial_delay": 0.5},
+            # Escalations are checked every second so the demo's fast SLA is visible.
+            "scheduler": {"sweep_interval_seconds": 1.0},
+            "routing_config": _routing(),
         }
     )
+
+
+def _routing() -> RoutingConfig:
+    """The default routing, plus a customer whose contract promises an answer in seconds."""
+    document = default_routing_config().model_dump()
+    document["sla_policies"] = [
+        *document["sla_policies"],
+        {
+            "name": "demo-seconds",
+            "severity": ["low", "medium", "high", "critical"],
+            "customers": [f"*@{_FAST_DOMAIN}"],
+            "business_hours": False,
+            "first_response": f"{_FAST_SECONDS}s",
+            "next_response": f"{_FAST_SECONDS}s",
+            "resolution": "1h",
+            "warn_at": 0.6,
+        },
+    ]
+    return RoutingConfig.model_validate(document)
 
 
 def _append(imap: PymapServer, mails: Sequence[bytes]) -> None:
@@ -150,6 +177,89 @@ def _show_outgoing(smtp: SmtpSink) -> None:
         print(german.get_content().strip())
 
 
+def _impatient_complaint() -> bytes:
+    message = EmailMessage()
+    message["From"] = f"Ivy Moreau <ivy@{_FAST_DOMAIN}>"
+    message["To"] = _SUPPORT
+    message["Subject"] = "Still no working internet after the router swap"
+    message["Date"] = format_datetime(utc_now())
+    message["Message-ID"] = f"<demo-escalation-{secrets.token_hex(4)}@{_FAST_DOMAIN}>"
+    message.set_content(
+        "Hello,\n\nyour technician swapped our router on Monday and since then the whole "
+        "office has no internet. Our contract promises a fast response; please call me.\n\nIvy\n"
+    )
+    return bytes(message)
+
+
+def _show_escalation(app: Application, imap: PymapServer, smtp: SmtpSink) -> bool:
+    """A complaint nobody answers climbs the escalation matrix by itself."""
+    print(
+        f"\nEscalation: ivy@{_FAST_DOMAIN} has a contract promising a first answer within "
+        f"{_FAST_SECONDS} seconds (24x7).\nNobody answers, so the sweep moves it up a tier "
+        "each time the deadline passes:\n"
+    )
+    before = len(smtp.messages)
+    _append(imap, [_impatient_complaint()])
+    started = time.monotonic()
+    seen: set[int] = set()
+    ref: str | None = None
+    while time.monotonic() - started < 60:
+        with app.sessions() as session:
+            ticket = (
+                session.query(Ticket).filter(Ticket.customer_email == f"ivy@{_FAST_DOMAIN}").first()
+            )
+            events = (
+                []
+                if ticket is None
+                else list(
+                    session.query(Event).filter(Event.ticket_id == ticket.id).order_by(Event.id)
+                )
+            )
+        for event in events:
+            if event.id in seen or event.kind not in (
+                "routed",
+                "sla_warning",
+                "escalated",
+                "breach",
+            ):
+                continue
+            seen.add(event.id)
+            print(f"  +{time.monotonic() - started:5.1f} s  {_narrate(event)}", flush=True)
+        if ticket is not None:
+            ref = ticket.ref
+        if any(event.kind == "breach" for event in events):
+            break
+        time.sleep(0.2)
+    else:
+        print("the ticket did not reach the end of the matrix within 60 s", file=sys.stderr)
+        return False
+    time.sleep(1.5)  # let the sender deliver the last notices
+    mails = [
+        item for item in list(smtp.messages)[before:] if ref and ref in str(item.message["Subject"])
+    ]
+    print(f"\nthe mails {ref} caused, as each tier received them:")
+    for item in mails:
+        print(f"  to {', '.join(item.rcpt_tos):<34} {item.message['Subject']}")
+    return True
+
+
+def _narrate(event: Event) -> str:
+    data = event.data or {}
+    if event.kind == "routed":
+        return (
+            f"routed to tier {data.get('tier')} ({data.get('team')}), owner {data.get('assignee')}"
+        )
+    if event.kind == "sla_warning":
+        kind = str(data.get("deadline", "")).replace("_", " ")
+        return f"warning to the owner: the {kind} deadline is near"
+    if event.kind == "escalated":
+        return (
+            f"escalated tier {data.get('from_tier')} → {data.get('to_tier')} "
+            f"({data.get('to_team')}, owner {data.get('assignee')}): {data.get('reason')}"
+        )
+    return f"breach at the last tier, reported to the admins: {data.get('reason')}"
+
+
 def run_demo(*, keep_running: bool = False) -> int:
     """Run the demo end to end; return the process exit code."""
     configure_logging("WARNING")  # the demo narrates; the daemon's INFO lines would interleave
@@ -211,6 +321,8 @@ def run_demo(*, keep_running: bool = False) -> int:
             if detail is not None:
                 print(render_ticket(detail))
             _show_outgoing(smtp)
+            if not _show_escalation(app, imap, smtp):
+                return 1
             if keep_running:
                 print("\nstill running; press Ctrl-C to stop")
                 while True:

@@ -68,9 +68,7 @@ def _events(app: Application, ref: str | None, kind: str) -> list[Event]:
     with app.sessions() as session:
         ticket_id = session.scalars(select(Ticket.id).where(Ticket.ref == ref)).one()
         return list(
-            session.scalars(
-                select(Event).where(Event.ticket_id == ticket_id, Event.kind == kind)
-            )
+            session.scalars(select(Event).where(Event.ticket_id == ticket_id, Event.kind == kind))
         )
 
 
@@ -153,7 +151,11 @@ def test_unanswered_ticket_climbs_every_tier_at_business_times_then_admins_told_
     assert _sweep(app, _berlin(7, 10, month=12)) == {ref: ["breach:resolution"]}
     assert len(_mails(app, ref, "breach_report")) == 1
     escalations = _events(app, ref, "escalated")
-    assert [(e.data["from_tier"], e.data["to_tier"]) for e in escalations] == [(1, 2), (2, 3), (3, 4)]
+    assert [(e.data["from_tier"], e.data["to_tier"]) for e in escalations] == [
+        (1, 2),
+        (2, 3),
+        (3, 4),
+    ]
     assert all(e.data["trigger"] == "deadline" for e in escalations)
     assert len(_events(app, ref, "breach")) == 2
 
@@ -295,3 +297,109 @@ def test_admin_escalation_from_the_cli_functions(app: Application, clock: Clock)
     assert event.data["trigger"] == "agent_request" and "VIP is furious" in event.data["reason"]
     [notice] = _mails(app, ref, "escalation_notice")
     assert "VIP is furious" in notice.body_text
+
+
+# -- triggers that need the classifier's signals ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_model() -> object:
+    """A model trained on a slice of training_data/ (every 3rd example), quickly."""
+    from classifier import default_training_files, load_examples, train_model
+
+    examples = load_examples(default_training_files())[::3]
+    return train_model(examples, seed=0, cv_folds=2, progress=False)
+
+
+@pytest.fixture
+def classified_app(
+    tmp_path: Path,
+    tmp_db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    clock: Clock,
+    small_model: object,
+) -> Iterator[Application]:
+    from daemon.model_registry import ModelRegistry
+
+    application = build_app(
+        tmp_db_url,
+        monkeypatch,
+        clock=clock,
+        base_dir=tmp_path,
+        classifier={"train_on_first_run": False, "model_dir": str(tmp_path / "models")},
+    )
+    with application.sessions() as session:
+        registry = ModelRegistry(session, tmp_path / "models")
+        row = registry.store(small_model)  # type: ignore[arg-type]
+        registry.activate(row.version)
+        session.commit()
+    application.classifier.refresh(force=True)
+    yield application
+    application.close()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "This is taking far too long. I want to speak to a manager today.\n",
+        "Das dauert viel zu lange. Ich möchte sofort mit Ihrem Vorgesetzten sprechen.\n",
+        "Ez már túl sokáig tart. Kérem, kapcsolja a felettesét, vele akarok beszélni.\n",
+    ],
+    ids=["en", "de", "hu"],
+)
+def test_customer_asking_for_a_manager_goes_to_supervisors(
+    classified_app: Application, clock: Clock, text: str
+) -> None:
+    app = classified_app
+    result = app.service.ingest(
+        complaint(
+            sender="carla@shop.example",
+            subject="Blender broken",
+            body="Hello,\n\nthe blender I bought stopped working after two days.\n",
+        )
+    )
+    ref = result.ticket_ref
+    assert _ticket(app, ref).tier in (1, 2)
+    clock.now = MONDAY + timedelta(hours=1)
+    app.service.ingest(
+        reply_to(b"", sender="carla@shop.example", subject=f"Re: [{ref}]", body=text)
+    )
+    ticket = _ticket(app, ref)
+    assert ticket.tier == 3 and ticket.team == "supervisors"
+    [event] = _events(app, ref, "escalated")
+    assert event.data["trigger"] == "customer_request"
+    assert "escalation_request" in ticket.signals
+
+
+def test_severity_rising_to_critical_goes_to_supervisors_under_the_critical_policy(
+    classified_app: Application, clock: Clock
+) -> None:
+    app = classified_app
+    result = app.service.ingest(
+        complaint(
+            sender="carla@shop.example",
+            subject="Question about my invoice",
+            body="Hi, could you tell me when the November invoice will be sent? Thanks.\n",
+        )
+    )
+    ref = result.ticket_ref
+    before = _ticket(app, ref)
+    assert before.severity != "critical"
+    clock.now = MONDAY + timedelta(hours=1)
+    app.service.ingest(
+        reply_to(
+            b"",
+            sender="carla@shop.example",
+            subject=f"Re: [{ref}]",
+            body="The charger you sold me caught fire last night and burned my hand. My lawyer "
+            "will contact you and I am reporting this to the consumer safety authority.\n",
+        )
+    )
+    ticket = _ticket(app, ref)
+    assert ticket.severity == "critical"
+    assert ticket.tier == 3
+    [event] = _events(app, ref, "escalated")
+    assert event.data["trigger"] in ("severity_critical", "customer_request")
+    assert ticket.sla_policy == "critical"
+    # The critical policy is 24x7 with a 1-hour first response; the supervisors get it in full.
+    assert ticket.first_response_due_at == clock.now + timedelta(hours=1)

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from daemon.escalation import Escalator
 from daemon.records import new_event
-from models import Ticket
+from models import RoutingState, Ticket
 
 __all__ = ["EscalationSweep", "SweepReport"]
 
@@ -92,6 +92,11 @@ class EscalationSweep:
             )
             if session.get_bind().dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
+                # Escalations move round-robin positions of several teams; taking
+                # those rows first, in one order, keeps two instances from deadlocking.
+                session.execute(
+                    select(RoutingState.team).order_by(RoutingState.team).with_for_update()
+                )
             tickets = session.scalars(query).all()
             for ticket in tickets:
                 self._process(session, ticket, now, report)

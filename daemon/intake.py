@@ -174,6 +174,8 @@ class MailboxWorker:
             pending = getattr(sock, "pending", None)
             if pending is not None and pending() > 0:
                 break
+            if _already_read(client):
+                break
             readable, _, _ = select.select([sock], [], [], 1.0)
             if readable:
                 break
@@ -346,3 +348,27 @@ def _logout_quietly(client: IMAPClient) -> None:
             client.shutdown()
         except IMAP_ERRORS:
             logger.debug("ignoring an error while closing the connection")
+
+
+def _already_read(client: IMAPClient) -> bool:
+    """True when a server response already sits in imaplib's read buffer.
+
+    Dovecot may send "+ idling" and a new mail's "* n EXISTS" in one packet;
+    ``idle()`` reads the first line and leaves the second buffered, where
+    select() on the socket cannot see it, so the news would wait for the next
+    resync. imapclient offers no public way to ask, hence ``_imap.file``
+    (imaplib's buffered reader), peeked without blocking.
+    """
+    reader = getattr(getattr(client, "_imap", None), "file", None)
+    peek = getattr(reader, "peek", None)
+    if peek is None:
+        return False
+    sock = client.socket()
+    timeout = sock.gettimeout()
+    sock.settimeout(0)
+    try:
+        return bool(peek(1))
+    except (OSError, ValueError):  # nothing to read now (EAGAIN, SSL want-read)
+        return False
+    finally:
+        sock.settimeout(timeout)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import select as pyselect
 import threading
 import time
 from collections.abc import Callable
@@ -10,6 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from daemon.app import Application
+from daemon.intake import _already_read
 from daemon.service import MailSource
 from models import Attachment, MailboxReceipt, Message, Quarantine, Ticket
 from tests.support.app_factory import build_app, mailbox_settings
@@ -185,6 +187,28 @@ def test_idle_picks_up_new_mail_within_seconds(
         runner.join(timeout=15)
         app.close()
     assert not runner.is_alive()
+
+
+def test_mail_announced_with_the_idle_continuation_is_not_missed(mailbox: ImapAccount) -> None:
+    """Mail arriving between our last search and IDLE: its EXISTS must be seen at once.
+
+    Dovecot sends it in the same packet as "+ idling", where select() alone
+    cannot see it; the worker must notice it without waiting for a resync.
+    """
+    from tests.support.imap_tools import append
+
+    for _ in range(3):
+        with connect(mailbox.host, mailbox.port, mailbox.username, mailbox.password) as client:
+            client.select_folder("INBOX")
+            client.noop()
+            append(mailbox.host, mailbox.port, mailbox.username, mailbox.password, complaint())
+            client.idle()
+            visible = _already_read(client) or bool(
+                pyselect.select([client.socket()], [], [], 2.0)[0]
+            )
+            _text, responses = client.idle_done()
+        assert visible
+        assert any(response[1] == b"EXISTS" for response in responses)
 
 
 def test_polling_without_idle_also_works(

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -40,6 +40,7 @@ __all__ = ["Escalator"]
 logger = logging.getLogger(__name__)
 
 _HISTORY_LIMIT = 30
+_LOAD_KEY = "complaintd.open_tickets_per_agent"
 _KIND_TEXT = {
     "first_response": "first response",
     "next_response": "next response",
@@ -66,6 +67,13 @@ class Escalator:
         that was overdue for days still moves one level, not four.
         """
         done: list[str] = []
+        if self.book.clocks(ticket) is None:
+            # Unreadable stored state is kept for a person to look at, never overwritten.
+            ticket.sla_check_at = None
+            if ticket.sla:
+                session.add(new_event(ticket, now, "sla_error", "system",
+                                      {"error": "stored SLA state is unreadable"}))  # fmt: skip
+            return done
         for _ in range(8):  # three clocks; a bound against a config that defeats progress
             clocks = self.book.clocks(ticket)
             actions = clocks.due_actions(now) if clocks is not None else ()
@@ -84,7 +92,9 @@ class Escalator:
                 )[0]
                 self.escalate(session, ticket, decision, now, fired=action.kind)
                 done.append(f"{'breach' if decision.breach else 'escalated'}:{action.kind}")
-        SlaBook.store(ticket, self.book.clocks(ticket))
+        stored = self.book.clocks(ticket)
+        if stored is not None:
+            SlaBook.store(ticket, stored)
         return done
 
     def warn(
@@ -99,12 +109,7 @@ class Escalator:
         team = self._team(ticket.team)
         due = clocks.due(kind)
         recipients = self._owner_addresses(ticket)
-        remaining = None
-        record = clocks.record(kind)
-        if record is not None:
-            remaining = record.clock(self.book.calendar_of(clocks), clocks.warn_fraction).remaining(
-                now
-            )
+        remaining = clocks.remaining(kind, self.book.calendar_of(clocks), now)
         self._mail(
             session,
             ticket,
@@ -140,6 +145,20 @@ class Escalator:
         actor: str = "system",
     ) -> None:
         """Carry out ``decision`` on ``ticket`` (the caller commits)."""
+        # Nothing read here depends on this escalation's own rows; they are
+        # written together at commit (one INSERT per table for a whole batch).
+        with session.no_autoflush:
+            self._escalate(session, ticket, decision, now, fired, actor)
+
+    def _escalate(
+        self,
+        session: Session,
+        ticket: Ticket,
+        decision: EscalationDecision,
+        now: datetime,
+        fired: DeadlineKind | None,
+        actor: str,
+    ) -> None:
         if decision.breach:
             self._breach(session, ticket, decision, now, fired, actor)
             return
@@ -147,7 +166,7 @@ class Escalator:
         old_tier, old_team, old_assignee = ticket.tier, ticket.team, ticket.assignee
         old_recipients = self._owner_addresses(ticket)
         team = self.routing.team(decision.team)
-        load = self._load(session, [member.email for member in team.members])
+        load = self._load(session)
         state_row = session.get(RoutingState, team.name, with_for_update=True)
         rr_state = {team.name: state_row.next_index if state_row else 0}
         assignment = assign(team, self.routing.routing.escalation_assignment, load, rr_state)
@@ -158,6 +177,10 @@ class Escalator:
                 state_row.next_index = assignment.rr_state[team.name]
 
         ticket.tier, ticket.team, ticket.assignee = decision.to_tier, team.name, assignment.assignee
+        if old_assignee:
+            load[old_assignee] = max(load.get(old_assignee, 0) - 1, 0)
+        if assignment.assignee:
+            load[assignment.assignee] = load.get(assignment.assignee, 0) + 1
         ticket.escalated_at = now
         ticket.updated_at = now
         clocks = self.book.clocks(ticket)
@@ -186,7 +209,6 @@ class Escalator:
                 },
             )
         )
-        session.flush()  # the history below includes this escalation
         deadline = _next_due(clocks)
         context = {
             **self._ticket_context(ticket),
@@ -259,7 +281,6 @@ class Escalator:
         if not admins:
             logger.warning("breach on %s: no [tiers] admins configured to tell", ticket.ref)
             return
-        session.flush()
         due = clocks.record(fired) if clocks is not None and fired is not None else None
         self._mail(
             session,
@@ -389,15 +410,18 @@ class Escalator:
         return present or [member.email for member in team.members]
 
     @staticmethod
-    def _load(session: Session, members: list[str]) -> dict[str, int]:
-        if not members:
-            return {}
-        rows = session.execute(
-            select(Ticket.assignee, func.count(Ticket.id))
-            .where(Ticket.status.in_(OPEN_STATUSES), Ticket.assignee.in_(members))
-            .group_by(Ticket.assignee)
-        ).all()
-        return {str(assignee): int(count) for assignee, count in rows}
+    def _load(session: Session) -> dict[str, int]:
+        """Open tickets per agent, read once per session and kept up to date by escalate()."""
+        cached = session.info.get(_LOAD_KEY)
+        if cached is None:
+            rows = session.execute(
+                select(Ticket.assignee, func.count(Ticket.id))
+                .where(Ticket.status.in_(OPEN_STATUSES), Ticket.assignee.is_not(None))
+                .group_by(Ticket.assignee)
+            ).all()
+            cached = {str(assignee): int(count) for assignee, count in rows}
+            session.info[_LOAD_KEY] = cached
+        return cast(dict[str, int], cached)
 
     @staticmethod
     def _ticket_context(ticket: Ticket) -> dict[str, Any]:
@@ -429,15 +453,20 @@ class Escalator:
     @staticmethod
     def _history(session: Session, ticket: Ticket) -> list[dict[str, Any]]:
         """The ticket's story for a person taking it over: mails and what happened."""
-        events = session.scalars(
+        stored = session.scalars(
             select(Event)
             .where(Event.ticket_id == ticket.id)
             .order_by(Event.id.desc())
             .limit(_HISTORY_LIMIT)
         ).all()
+        # Events of this transaction are not flushed yet (escalations run without autoflush).
+        pending = [
+            item for item in session.new if isinstance(item, Event) and item.ticket is ticket
+        ]
+        events = [*reversed(stored), *sorted(pending, key=lambda event: event.at)]
         return [
             {"at": event.at, "text": _describe(event)}
-            for event in reversed(events)
+            for event in events[-_HISTORY_LIMIT:]
             if _describe(event)
         ]
 

@@ -198,6 +198,8 @@ class TicketLifecycle:
             raise TicketStateError(f"{ticket.ref} is already {ticket.status}")
         ticket.status = "resolved"
         ticket.resolved_at = now
+        # A "thank you" after resolution must not count towards "unanswered".
+        ticket.unanswered_count = 0
         ticket.updated_at = now
         self._move(ticket, lambda clocks: clocks.resolved(self.book.calendar_of(clocks), now))
         session.add(new_event(ticket, now, "resolved", actor, {}))
@@ -208,7 +210,10 @@ class TicketLifecycle:
             raise TicketStateError(f"{ticket.ref} is {ticket.status}, not resolved")
         policy = self.book.policy(ticket)
         self._move(
-            ticket, lambda clocks: clocks.reopened(policy, self.book.calendar_of(clocks), now)
+            ticket,
+            lambda clocks: clocks.reopened(
+                policy, self.book.calendar_of(clocks), now, reply_owed=False
+            ),
         )
         session.add(new_event(ticket, now, "reopened", actor, {"was": ticket.status}))
         ticket.status = "open"

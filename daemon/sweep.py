@@ -90,14 +90,16 @@ class EscalationSweep:
                 .order_by(Ticket.sla_check_at)
                 .limit(self.batch_size)
             )
-            if session.get_bind().dialect.name == "postgresql":
+            postgres = session.get_bind().dialect.name == "postgresql"
+            if postgres:
                 query = query.with_for_update(skip_locked=True)
+            tickets = session.scalars(query).all()
+            if tickets and postgres:
                 # Escalations move round-robin positions of several teams; taking
-                # those rows first, in one order, keeps two instances from deadlocking.
+                # those rows in one order keeps two instances from deadlocking.
                 session.execute(
                     select(RoutingState.team).order_by(RoutingState.team).with_for_update()
                 )
-            tickets = session.scalars(query).all()
             for ticket in tickets:
                 self._process(session, ticket, now, report)
             return len(tickets)
@@ -129,6 +131,7 @@ class EscalationSweep:
                 report.escalations += 1
             elif kind == "breach":
                 report.breaches += 1
-        if not done and ticket.sla_check_at is not None and ticket.sla_check_at <= now:
-            # Nothing was due after all (stale search key): never look again at this instant.
-            ticket.sla_check_at = None
+        if ticket.sla_check_at is not None and ticket.sla_check_at <= now:
+            # Still due after processing (a stale search key, or a configuration that
+            # defeats progress): look again later, not in this sweep's next batch.
+            ticket.sla_check_at = now + _RETRY_FAILED_AFTER

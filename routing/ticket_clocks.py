@@ -135,7 +135,8 @@ class ClockRecord:
                 warned=bool(data.get("warned", False)),
                 breached=bool(data.get("breached", False)),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
+            # OverflowError: durations or instants outside datetime's range.
             raise CalendarError(f"stored SLA clock is malformed: {exc}") from exc
 
 
@@ -314,12 +315,22 @@ class TicketClocks:
         return self.stop(*RESPONSE_KINDS).pause(calendar, now)
 
     def reopened(
-        self, policy: SlaPolicy, calendar: BusinessCalendar, now: datetime
+        self,
+        policy: SlaPolicy,
+        calendar: BusinessCalendar,
+        now: datetime,
+        *,
+        reply_owed: bool = True,
     ) -> TicketClocks:
-        """The customer came back after resolution: resolution resumes, a reply is owed."""
+        """Back from resolution: resolution resumes and, when the customer wrote, a reply is owed.
+
+        ``reply_owed=False`` for a reopen by staff: nobody is waiting for an answer yet.
+        """
         clocks = self.resume(calendar, now)
         if clocks.record("resolution") is None:
             clocks = clocks.start("resolution", policy, calendar, now, ceiling=False)
+        if not reply_owed:
+            return clocks
         return clocks.start("next_response", policy, calendar, now)
 
     def escalated(
@@ -334,13 +345,24 @@ class TicketClocks:
         The deadline that ``fired`` starts again with its full budget (no
         ceiling: the new owner gets the whole time); for any other trigger the
         response clock that is owed starts again, so the new owner also gets a
-        full response budget. ``calendar`` is the new owner's.
+        full response budget. ``calendar`` is the new owner's. Any other
+        deadline that has passed by ``now`` starts again too: one escalation
+        answers all of them (a daemon that was down for days moves a ticket one
+        level, not one per overdue clock).
         """
+        now = _utc(now)
         kinds: tuple[DeadlineKind, ...]
         if fired is not None:
             kinds = (fired,)
         else:
             kinds = tuple(k for k in RESPONSE_KINDS if self.record(k) is not None)
+        overdue = tuple(
+            record.kind
+            for record in self.clocks
+            if record.running and not record.breached and record.due is not None
+            and record.due <= now and record.kind not in kinds
+        )  # fmt: skip
+        kinds = (*kinds, *overdue)
         clocks = self
         for kind in kinds:
             record = clocks.record(kind)
@@ -379,6 +401,15 @@ class TicketClocks:
             if record.due is not None:
                 instants.append(record.due)
         return min(instants, default=None)
+
+    def remaining(
+        self, kind: DeadlineKind, calendar: BusinessCalendar, now: datetime
+    ) -> timedelta | None:
+        """Time left on ``kind`` at ``now``, counted as the policy counts (None: no such clock)."""
+        record = self.record(kind)
+        if record is None:
+            return None
+        return record.clock(self._counting(calendar), self.warn_fraction).remaining(_utc(now))
 
     def due(self, kind: DeadlineKind) -> datetime | None:
         """The deadline of ``kind`` while it runs, else None."""

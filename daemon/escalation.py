@@ -31,6 +31,7 @@ from daemon.triage import OPEN_STATUSES
 from models import Event, Message, RoutingState, Ticket
 from routing import EscalationDecision, RoutingConfig, escalation_triggers, render
 from routing.assignment import assign
+from routing.config import TeamConfig
 from routing.errors import TemplateError
 from routing.sla import DeadlineKind
 from routing.ticket_clocks import TicketClocks
@@ -106,19 +107,19 @@ class Escalator:
         now: datetime,
     ) -> None:
         """Tell the current owner that the ``kind`` deadline is near (once per deadline)."""
-        team = self._team(ticket.team)
+        team = self.team_config(ticket.team)
         due = clocks.due(kind)
-        recipients = self._owner_addresses(ticket)
+        recipients = self.owner_addresses(ticket)
         remaining = clocks.remaining(kind, self.book.calendar_of(clocks), now)
-        self._mail(
+        self.mail(
             session,
             ticket,
             "sla_warning",
             team.language if team else "en",
             recipients,
             {
-                **self._ticket_context(ticket),
-                "assignee_name": self._member_name(ticket.assignee),
+                **self.ticket_context(ticket),
+                "assignee_name": self.member_name(ticket.assignee),
                 "deadline_kind": kind,
                 "deadline": due,
                 "remaining": remaining,
@@ -164,7 +165,7 @@ class Escalator:
             return
         assert decision.to_tier is not None and decision.team is not None
         old_tier, old_team, old_assignee = ticket.tier, ticket.team, ticket.assignee
-        old_recipients = self._owner_addresses(ticket)
+        old_recipients = self.owner_addresses(ticket)
         team = self.routing.team(decision.team)
         load = self._load(session)
         state_row = session.get(RoutingState, team.name, with_for_update=True)
@@ -211,7 +212,7 @@ class Escalator:
         )
         deadline = _next_due(clocks)
         context = {
-            **self._ticket_context(ticket),
+            **self.ticket_context(ticket),
             "from_tier": old_tier,
             "to_tier": decision.to_tier,
             "from_team": old_team,
@@ -223,7 +224,7 @@ class Escalator:
             "history": self._history(session, ticket),
             "customer_text": self._latest_customer_text(session, ticket),
         }
-        self._mail(
+        self.mail(
             session,
             ticket,
             "escalation_notice",
@@ -235,8 +236,8 @@ class Escalator:
         )
         previous = [a for a in old_recipients if a not in assignment.notify]
         if previous:
-            old = self._team(old_team)
-            self._mail(
+            old = self.team_config(old_team)
+            self.mail(
                 session,
                 ticket,
                 "previous_owner_notice",
@@ -282,14 +283,14 @@ class Escalator:
             logger.warning("breach on %s: no [tiers] admins configured to tell", ticket.ref)
             return
         due = clocks.record(fired) if clocks is not None and fired is not None else None
-        self._mail(
+        self.mail(
             session,
             ticket,
             "breach_report",
             "en",
             admins,
             {
-                **self._ticket_context(ticket),
+                **self.ticket_context(ticket),
                 "assignee": ticket.assignee,
                 "deadline_kind": fired,
                 "deadline": due.due if due else None,
@@ -314,7 +315,7 @@ class Escalator:
             .limit(1)
         ).first()
         references = [*(latest.references or []), latest.message_id] if latest else []
-        self._mail(
+        self.mail(
             session,
             ticket,
             "customer_escalation_note",
@@ -327,7 +328,7 @@ class Escalator:
             references=references,
         )
 
-    def _mail(
+    def mail(
         self,
         session: Session,
         ticket: Ticket,
@@ -341,6 +342,7 @@ class Escalator:
         in_reply_to: str | None = None,
         references: Sequence[str] = (),
     ) -> None:
+        """Render ``template`` and queue it; a broken template is recorded, never raised."""
         if not to:
             session.add(
                 new_event(
@@ -387,21 +389,23 @@ class Escalator:
 
     # -- lookups ----------------------------------------------------------------
 
-    def _team(self, name: str | None) -> Any:
+    def team_config(self, name: str | None) -> TeamConfig | None:
+        """The configured team called ``name``, or None."""
         return next((team for team in self.routing.teams if team.name == name), None)
 
-    def _member_name(self, email: str | None) -> str | None:
+    def member_name(self, email: str | None) -> str | None:
+        """The display name of the agent at ``email``, or None."""
         for team in self.routing.teams:
             for member in team.members:
                 if email and member.email == email:
                     return member.name
         return None
 
-    def _owner_addresses(self, ticket: Ticket) -> list[str]:
+    def owner_addresses(self, ticket: Ticket) -> list[str]:
         """Who hears about the ticket now: the assignee, else the team's address or members."""
         if ticket.assignee:
             return [ticket.assignee]
-        team = self._team(ticket.team)
+        team = self.team_config(ticket.team)
         if team is None:
             return []
         if team.email:
@@ -424,7 +428,8 @@ class Escalator:
         return cast(dict[str, int], cached)
 
     @staticmethod
-    def _ticket_context(ticket: Ticket) -> dict[str, Any]:
+    def ticket_context(ticket: Ticket) -> dict[str, Any]:
+        """The template variables every notice about ``ticket`` shares."""
         return {
             "ref": ticket.ref,
             "subject": ticket.subject,

@@ -23,12 +23,10 @@ from sqlalchemy.orm import Session
 
 from daemon.errors import PermanentError
 from daemon.escalation import Escalator
-from daemon.outbox import enqueue
 from daemon.records import new_event
 from daemon.ticket_sla import SlaBook
 from models import Event, Ticket
-from routing import escalation_triggers, render
-from routing.errors import TemplateError
+from routing import escalation_triggers
 from routing.ticket_clocks import TicketClocks
 
 __all__ = ["TicketLifecycle", "TicketStateError"]
@@ -133,40 +131,27 @@ class TicketLifecycle:
         return policy
 
     def _tell_owner(self, session: Session, ticket: Ticket, text: str, now: datetime) -> None:
-        recipients = self.escalator._owner_addresses(ticket)
+        escalator = self.escalator
+        recipients = escalator.owner_addresses(ticket)
         if not recipients or ticket.ref is None:
             return
-        team = self.escalator._team(ticket.team)
+        team = escalator.team_config(ticket.team)
         clocks = self.book.clocks(ticket)
-        try:
-            rendered = render(
-                "follow_up_notice",
-                team.language if team else "en",
-                {
-                    **self.escalator._ticket_context(ticket),
-                    "assignee_name": self.escalator._member_name(ticket.assignee),
-                    "customer_text": text,
-                    "unanswered": ticket.unanswered_count,
-                    "deadline": ticket.next_response_due_at or ticket.first_response_due_at,
-                    "time_zone": self.book.calendar_of(clocks).time_zone.key if clocks else None,
-                },
-                folder=self.escalator.template_folder,
-            )
-        except TemplateError as exc:
-            logger.error("follow-up notice for %s failed: %s", ticket.ref, exc)
-            return
-        enqueue(
+        escalator.mail(
             session,
-            ticket=ticket,
-            kind="follow_up_notice",
-            to=recipients,
-            subject=rendered.subject,
-            text=rendered.text,
-            html=rendered.html,
+            ticket,
+            "follow_up_notice",
+            team.language if team else "en",
+            recipients,
+            {
+                **escalator.ticket_context(ticket),
+                "assignee_name": escalator.member_name(ticket.assignee),
+                "customer_text": text,
+                "unanswered": ticket.unanswered_count,
+                "deadline": ticket.next_response_due_at or ticket.first_response_due_at,
+                "time_zone": self.book.calendar_of(clocks).time_zone.key if clocks else None,
+            },
             audience="agent",
-            automatic=True,
-            flood_capped=False,
-            config=self.escalator.outbox,
             now=now,
         )
 

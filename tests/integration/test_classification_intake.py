@@ -13,15 +13,13 @@ from daemon.app import Application
 from daemon.model_registry import ModelRegistry
 from daemon.service import IngestOutcome
 from models import Event, Ticket
-from tests.support.app_factory import build_app
+from tests.support.app_factory import activate_model, build_app, train_small_model
 from tests.support.mail_factory import complaint, reply_to
 
 
 @pytest.fixture(scope="module")
 def small_model() -> object:
-    """A model trained on a slice of training_data/ (every 3rd example), quickly."""
-    examples = load_examples(default_training_files())[::3]
-    return train_model(examples, seed=0, cv_folds=2, progress=False)
+    return train_small_model()
 
 
 @pytest.fixture
@@ -34,12 +32,7 @@ def app(
         base_dir=tmp_path,
         classifier={"train_on_first_run": False, "model_dir": str(tmp_path / "models")},
     )
-    with application.sessions() as session:
-        registry = ModelRegistry(session, tmp_path / "models")
-        row = registry.store(small_model)  # type: ignore[arg-type]
-        registry.activate(row.version)
-        session.commit()
-    application.classifier.refresh(force=True)
+    activate_model(application, small_model, tmp_path / "models")
     yield application
     application.close()
 

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from daemon.app import Application
 from daemon.service import IngestOutcome
 from models import Event, OutboxMail, Ticket
-from tests.support.app_factory import build_app
+from tests.support.app_factory import activate_model, build_app, train_small_model
 from tests.support.mail_factory import complaint, reply_to
 
 # Monday 23 November 2026, 10:00 in Berlin (09:00 UTC): a working day.
@@ -311,11 +311,7 @@ def test_admin_escalation_from_the_cli_functions(app: Application, clock: Clock)
 
 @pytest.fixture(scope="module")
 def small_model() -> object:
-    """A model trained on a slice of training_data/ (every 3rd example), quickly."""
-    from classifier import default_training_files, load_examples, train_model
-
-    examples = load_examples(default_training_files())[::3]
-    return train_model(examples, seed=0, cv_folds=2, progress=False)
+    return train_small_model()
 
 
 @pytest.fixture
@@ -326,8 +322,6 @@ def classified_app(
     clock: Clock,
     small_model: object,
 ) -> Iterator[Application]:
-    from daemon.model_registry import ModelRegistry
-
     application = build_app(
         tmp_db_url,
         monkeypatch,
@@ -335,12 +329,7 @@ def classified_app(
         base_dir=tmp_path,
         classifier={"train_on_first_run": False, "model_dir": str(tmp_path / "models")},
     )
-    with application.sessions() as session:
-        registry = ModelRegistry(session, tmp_path / "models")
-        row = registry.store(small_model)  # type: ignore[arg-type]
-        registry.activate(row.version)
-        session.commit()
-    application.classifier.refresh(force=True)
+    activate_model(application, small_model, tmp_path / "models")
     yield application
     application.close()
 

@@ -10,7 +10,7 @@ from typing import Any
 from daemon.app import Application
 from daemon.settings import Settings
 
-__all__ = ["TEST_SECRET", "build_app", "mailbox_settings"]
+__all__ = ["TEST_SECRET", "activate_model", "build_app", "mailbox_settings", "train_small_model"]
 
 TEST_SECRET = "test-secret-0123456789abcdef0123456789"
 
@@ -73,3 +73,23 @@ def fixed_clock(when: datetime | None = None) -> Callable[[], datetime]:
     """A clock that always answers ``when`` (default 2026-11-02 10:00 UTC)."""
     moment = when or datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
     return lambda: moment
+
+
+def train_small_model() -> object:
+    """A model trained on a slice of training_data/ (every 3rd example), in seconds."""
+    from classifier import default_training_files, load_examples, train_model
+
+    examples = load_examples(default_training_files())[::3]
+    return train_model(examples, seed=0, cv_folds=2, progress=False)
+
+
+def activate_model(app: Application, model: object, folder: Path) -> None:
+    """Store ``model`` in ``folder``, make it the active version and load it into ``app``."""
+    from daemon.model_registry import ModelRegistry
+
+    with app.sessions() as session:
+        registry = ModelRegistry(session, folder)
+        row = registry.store(model)  # type: ignore[arg-type]
+        registry.activate(row.version)
+        session.commit()
+    app.classifier.refresh(force=True)

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -167,7 +167,7 @@ class Escalator:
         old_tier, old_team, old_assignee = ticket.tier, ticket.team, ticket.assignee
         old_recipients = self.owner_addresses(ticket)
         team = self.routing.team(decision.team)
-        load = self._load(session)
+        load = self._load(session, team)
         state_row = session.get(RoutingState, team.name, with_for_update=True)
         rr_state = {team.name: state_row.next_index if state_row else 0}
         assignment = assign(team, self.routing.routing.escalation_assignment, load, rr_state)
@@ -178,8 +178,8 @@ class Escalator:
                 state_row.next_index = assignment.rr_state[team.name]
 
         ticket.tier, ticket.team, ticket.assignee = decision.to_tier, team.name, assignment.assignee
-        if old_assignee:
-            load[old_assignee] = max(load.get(old_assignee, 0) - 1, 0)
+        if old_assignee in load:  # only counts already read; the rest are read when needed
+            load[old_assignee] = max(load[old_assignee] - 1, 0)
         if assignment.assignee:
             load[assignment.assignee] = load.get(assignment.assignee, 0) + 1
         ticket.escalated_at = now
@@ -414,18 +414,24 @@ class Escalator:
         return present or [member.email for member in team.members]
 
     @staticmethod
-    def _load(session: Session) -> dict[str, int]:
-        """Open tickets per agent, read once per session and kept up to date by escalate()."""
-        cached = session.info.get(_LOAD_KEY)
-        if cached is None:
+    def _load(session: Session, team: TeamConfig) -> dict[str, int]:
+        """Open tickets per member of ``team``: counted once per transaction, then kept current.
+
+        Only the team's members are counted (an index on assignee and status
+        makes that cheap even with millions of tickets); escalate() updates
+        the counts as it assigns, so a batch sees its own assignments.
+        """
+        cache: dict[str, int] = session.info.setdefault(_LOAD_KEY, {})
+        members = [member.email for member in team.members if member.email not in cache]
+        if members:
             rows = session.execute(
                 select(Ticket.assignee, func.count(Ticket.id))
-                .where(Ticket.status.in_(OPEN_STATUSES), Ticket.assignee.is_not(None))
+                .where(Ticket.assignee.in_(members), Ticket.status.in_(OPEN_STATUSES))
                 .group_by(Ticket.assignee)
             ).all()
-            cached = {str(assignee): int(count) for assignee, count in rows}
-            session.info[_LOAD_KEY] = cached
-        return cast(dict[str, int], cached)
+            counted = {str(assignee): int(count) for assignee, count in rows}
+            cache.update({email: counted.get(email, 0) for email in members})
+        return cache
 
     @staticmethod
     def ticket_context(ticket: Ticket) -> dict[str, Any]:

@@ -6,8 +6,10 @@ survive a restart anyway, because the truth (deadlines, outbox rows) is in the
 database. Jobs:
 
 - ``escalation_sweep`` every ``sweep_interval_seconds``, and ``escalation_wake``,
-  a one-off job re-planned after every sweep for the next known deadline, so a
-  deadline between two periodic sweeps is acted on at once;
+  a one-off job planned for the next known deadline (after every sweep, and by
+  ``deadline_watch``, which looks up the earliest deadline every 2 s because
+  intake and other instances add deadlines between sweeps), so a deadline
+  between two periodic sweeps is acted on at once;
 - ``outbox_retry``: wakes the outbox sender when the backoff of a failed mail
   has run out;
 - ``housekeeping``: closes resolved tickets whose reopen window has passed.
@@ -38,6 +40,8 @@ __all__ = ["DaemonScheduler"]
 logger = logging.getLogger(__name__)
 
 _OUTBOX_CHECK_SECONDS = 5.0
+_CATCH_UP_ROUNDS = 10
+_WATCH_SECONDS = 2.0
 
 
 @dataclass
@@ -67,6 +71,13 @@ class DaemonScheduler:
             seconds=self.settings.sweep_interval_seconds,
             id="escalation_sweep",
             next_run_time=now,
+        )
+        scheduler.add_job(
+            self.watch_deadlines,
+            "interval",
+            seconds=min(_WATCH_SECONDS, self.settings.sweep_interval_seconds),
+            id="deadline_watch",
+            next_run_time=now + timedelta(seconds=1),
         )
         scheduler.add_job(
             self.run_outbox_retry,
@@ -101,12 +112,34 @@ class DaemonScheduler:
         # The periodic job and the wake-up job may fire together; one sweep at a time.
         with self._sweeping:
             try:
-                self.sweep.run()
-                next_check = self.sweep.next_check()
+                for _ in range(_CATCH_UP_ROUNDS):
+                    self.sweep.run()
+                    next_check = self.sweep.next_check()
+                    # Fell due while we swept: go again now. A wake-up planned in the
+                    # past would be skipped by APScheduler while this job still runs.
+                    if next_check is None or next_check > self.clock():
+                        break
             except Exception:
                 logger.exception("escalation sweep failed; the next one tries again")
                 return
         self._plan_wake(next_check)
+
+    def watch_deadlines(self) -> None:
+        """Plan the wake-up for the earliest deadline in the database (one index lookup).
+
+        New tickets, follow-ups and other instances change deadlines between
+        sweeps; looking every few seconds keeps the wake-up current, so an
+        early deadline is not left to the next periodic sweep.
+        """
+        try:
+            next_check = self.sweep.next_check()
+        except Exception:
+            logger.exception("deadline watch failed; the periodic sweep still runs")
+            return
+        if next_check is not None and next_check <= self.clock():
+            self.run_sweep()
+        else:
+            self._plan_wake(next_check)
 
     def run_outbox_retry(self) -> None:
         """Wake the sender when a mail waiting for its retry has become due."""
@@ -147,6 +180,13 @@ class DaemonScheduler:
         at = datetime.now(UTC) + max(next_check - self.clock(), timedelta(0))
         if at >= periodic.next_run_time:
             return  # the periodic sweep comes first anyway
+        # The wake-up may fall while a periodic sweep still runs; it then waits
+        # for the lock instead of being skipped (the lock keeps sweeps one at a time).
         scheduler.add_job(
-            self.run_sweep, "date", run_date=at, id="escalation_wake", replace_existing=True
+            self.run_sweep,
+            "date",
+            run_date=at,
+            id="escalation_wake",
+            replace_existing=True,
+            max_instances=2,
         )

@@ -90,6 +90,8 @@ class Ticket(Base):
     """A complaint: one conversation with one customer, with its classification and owner."""
 
     __tablename__ = "tickets"
+    # Open tickets per agent (assignment by load, escalations) without a scan.
+    __table_args__ = (Index("ix_tickets_assignee_status", "assignee", "status"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     ref: Mapped[str | None] = mapped_column(String(32), unique=True)

@@ -120,8 +120,9 @@ class ComplaintClassifier:
             return predictions
         batch = [texts[index] for index in present]
         category_probs, severity_probs = self._probabilities(batch)
-        best_categories = category_probs.argmax(axis=1)
-        confidences = category_probs[np.arange(len(batch)), best_categories].tolist()
+        best = category_probs.argmax(axis=1)
+        confidences = category_probs[np.arange(len(batch)), best].tolist()
+        best_categories = best.tolist()
         severities = self._severities_of(severity_probs, batch)
         languages = detect_languages(batch)
         for row, index in enumerate(present):
@@ -181,14 +182,16 @@ class ComplaintClassifier:
         found = [find_signals(text) for text in texts]
         if probabilities is None or self._severities is None:
             return [(*self._rule_severity(signals), _names(signals)) for signals in found]
-        best = probabilities.argmax(axis=1)
-        confidences = probabilities[np.arange(len(texts)), best].tolist()
+        indices = probabilities.argmax(axis=1)
+        confidences = probabilities[np.arange(len(texts)), indices].tolist()
+        best = indices.tolist()
         results = []
         for row, signals in enumerate(found):
             estimate = self._severities[best[row]]
             confidence = confidences[row]
-            if self._floors_apply:
-                # On the default scale severities are reported in lower case.
+            if self._floors_apply and not signals:
+                estimate = estimate.lower()  # the default scale is reported in lower case
+            elif self._floors_apply:
                 floors = [signal.floor for signal in signals]
                 final = cap_severity(max_severity(estimate, *floors), self._severities)
                 if severity_rank(final) > severity_rank(estimate):

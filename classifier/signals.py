@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 
@@ -657,15 +657,15 @@ def fold(text: str) -> str:
     Applied to both the text and the lexicon entries, so spelling with or without
     accents (or with German transliteration) makes no difference.
     """
-    decomposed = unicodedata.normalize("NFKD", text.lower().replace("ß", "ss"))
-    folded = _COMBINING_RE.sub("", decomposed)
+    folded = text.lower().replace("ß", "ss")
+    if not folded.isascii():  # ASCII has nothing to decompose (most English mail)
+        folded = _COMBINING_RE.sub("", unicodedata.normalize("NFKD", folded))
     for pair, single in _FOLD_PAIRS:
         folded = folded.replace(pair, single)
     return folded
 
 
 _KEY_LENGTH = 4
-_KEY_RE = re.compile(rf"(?<!\w)\w{{1,{_KEY_LENGTH}}}")
 _WORD_CHAR_RE = re.compile(r"\w")
 
 
@@ -683,10 +683,12 @@ class _Compiled:
 @dataclass(frozen=True, slots=True)
 class _Index:
     by_key: dict[str, tuple[_Compiled, ...]]
-    """First three characters of a word (or the whole word, if shorter) → candidates."""
+    """First four characters of a word (or the whole word, if shorter) → candidates."""
     always: tuple[_Compiled, ...]
     """Entries whose first word cannot be told in advance; searched in every text."""
     keys: frozenset[str]
+    finder: re.Pattern[str]
+    """Matches the key of every word that has one, at the word's start (see _finder)."""
 
 
 def _entry(source: str) -> str:
@@ -818,7 +820,35 @@ def _index() -> _Index:
         by_key=by_key,
         always=tuple(_compile(name, entries) for name, entries in always.items()),
         keys=frozenset(by_key),
+        finder=_finder(by_key),
     )
+
+
+def _finder(keys: Iterable[str]) -> re.Pattern[str]:
+    """One pattern matching, at a word start, the key of any word whose key is listed.
+
+    The keys are written as a trie (``(?:a(?:b(?:ge|og)|...)|...)``): the regex engine
+    rejects a word after a few character tests, so one ``finditer`` in C finds the
+    few words that can start an entry, instead of a Python loop over every word. A
+    key shorter than four characters is a whole word, so the word must end after it.
+    """
+
+    def node(suffixes: set[str], depth: int) -> str:
+        branches: dict[str, set[str]] = {}
+        for suffix in suffixes:
+            if suffix:
+                branches.setdefault(suffix[0], set()).add(suffix[1:])
+        options = [
+            re.escape(char) + node(rest, depth + 1) for char, rest in sorted(branches.items())
+        ]
+        if "" in suffixes:
+            options.append("" if depth == _KEY_LENGTH else r"(?!\w)")
+        return options[0] if len(options) == 1 else "(?:" + "|".join(options) + ")"
+
+    found = set(keys)
+    if not found:
+        return re.compile(r"(?!)")  # matches nothing
+    return re.compile(r"(?<!\w)" + node(found, 0))
 
 
 def _search(candidate: _Compiled, folded: str) -> re.Match[str] | None:
@@ -836,14 +866,15 @@ def find_signals(text: str) -> list[Signal]:
     """
     folded = fold(text)
     index = _index()
-    # Only entries whose key begins some word of the text are tried, and only at
-    # those words: far cheaper than searching the text with every entry.
-    keys = set(_KEY_RE.findall(folded)) & index.keys
+    # Only entries whose key is the key of some word of the text are tried, and only
+    # at those words: far cheaper than searching the text with every entry.
+    starts_of: dict[str, list[int]] = {}
+    for found in index.finder.finditer(folded):
+        starts_of.setdefault(found.group(), []).append(found.start())
     # The earliest match of each signal is reported, so the result does not depend
-    # on the order in which a set happens to yield the keys.
+    # on the order in which the keys are tried.
     first: dict[str, tuple[_Compiled, re.Match[str]]] = {}
-    for key in keys:
-        starts = list(_word_starts(folded, key))
+    for key, starts in starts_of.items():
         for candidate in index.by_key[key]:
             for start in starts:
                 match = candidate.pattern.match(folded, start)
@@ -858,15 +889,6 @@ def find_signals(text: str) -> list[Signal]:
         if match is not None and (known is None or match.start() < known[1].start()):
             first[candidate.name] = (candidate, match)
     return [_signal(*first[name]) for name in _LEXICONS if name in first]
-
-
-def _word_starts(folded: str, key: str) -> Iterator[int]:
-    """Positions where a word starting with ``key`` starts."""
-    start = folded.find(key)
-    while start >= 0:
-        if start == 0 or _WORD_CHAR_RE.match(folded, start - 1) is None:
-            yield start
-        start = folded.find(key, start + 1)
 
 
 def _signal(candidate: _Compiled, match: re.Match[str]) -> Signal:

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from classifier.data import LabelledExample, check_labels, data_sha256
 from classifier.errors import DataError
 from classifier.heads import Head, ModelConfig, fit_idf, softmax, tfidf
-from classifier.language import detect_language
+from classifier.language import detect_languages
 from classifier.predictor import DEFAULT_ABSTAIN_BELOW, ComplaintClassifier
 from classifier.signals import find_signals
 from classifier.taxonomy import cap_severity, is_default_scale, max_severity
@@ -398,10 +398,11 @@ def _severity_rows(examples: Sequence[LabelledExample]) -> tuple[list[int], str]
 
 def _languages(examples: Sequence[LabelledExample], texts: Sequence[str]) -> list[str]:
     """Languages with at least a small share of the examples (given, else detected)."""
-    found = Counter(
-        example.language or detect_language(text)
-        for example, text in zip(examples, texts, strict=True)
+    detected = detect_languages(
+        [text for e, text in zip(examples, texts, strict=True) if not e.language]
     )
+    unknown = iter(detected)
+    found = Counter(example.language or next(unknown)[0] for example in examples)
     floor = max(1, int(_LANGUAGE_SHARE * len(examples)))
     return sorted(str(code) for code, count in found.items() if code and count >= floor)
 

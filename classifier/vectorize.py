@@ -102,8 +102,7 @@ class HashedFeatures:
         starts = np.flatnonzero(~boundary & np.concatenate(([True], boundary[:-1])))
         ends = np.flatnonzero(~boundary & np.concatenate((boundary[1:], [True]))) + 1
         prefix, powers = _prefix_sums(codes)
-        rows: list[np.ndarray[Any, Any]] = []
-        columns: list[np.ndarray[Any, Any]] = []
+        keys: list[np.ndarray[Any, Any]] = []
         for n in range(low, high + 1):
             if len(starts) < n:
                 break
@@ -111,9 +110,9 @@ class HashedFeatures:
             # n words in a row belong to one document when no separator lies between.
             same = documents[first] == documents[last - 1]
             first, last = first[same], last[same]
-            rows.append(documents[first])
-            columns.append(_buckets(prefix, powers, first, last, n, self.word_bits))
-        return _counts(rows, columns, len(texts), self.word_bits)
+            hashes = powers[last - 1] * (prefix[last] - prefix[first])
+            keys.append(_keys(documents[first], hashes, n, self.word_bits, len(texts)))
+        return _counts(keys, len(texts), self.word_bits)
 
     def chars(self, texts: Sequence[str]) -> sp.csr_matrix:
         """Counts of hashed character n-grams within words (each padded with spaces)."""
@@ -125,14 +124,16 @@ class HashedFeatures:
         # For each position, the distance to the next space or separator after it: a
         # window of n characters starting at i stays inside one padded word when that
         # distance is at least n - 1 (a space may end the window, a separator not).
-        boundary = np.flatnonzero(is_space | is_separator)
-        following = np.searchsorted(boundary, np.arange(size), side="right")
-        next_boundary = np.append(boundary, size)[following]
-        reach = next_boundary - np.arange(size)
+        # ``longest[i]`` is the longest such window (0 on a separator).
+        positions = np.arange(size)
+        at_or_after = np.where(is_space | is_separator, positions, size)
+        at_or_after = np.minimum.accumulate(at_or_after[::-1])[::-1]
+        next_boundary = np.append(at_or_after[1:], size)
+        reach = next_boundary - positions
         ends_on_separator = np.append(is_separator, False)[next_boundary]
+        longest = np.where(is_separator, 0, np.where(ends_on_separator, reach, reach + 1))
         hashes = codes.copy()
-        rows: list[np.ndarray[Any, Any]] = []
-        columns: list[np.ndarray[Any, Any]] = []
+        keys: list[np.ndarray[Any, Any]] = []
         for n in range(1, high + 1):
             if n > 1:
                 # Rolling polynomial hash: the n-gram at i from the (n-1)-gram at i.
@@ -142,18 +143,14 @@ class HashedFeatures:
             count = size - n + 1
             if count <= 0:
                 break
-            span = reach[:count]
-            keep = ~is_separator[:count] & (
-                (span > n - 1) | ((span == n - 1) & ~ends_on_separator[:count])
-            )
+            keep = longest[:count] >= n
             if n == 1:
                 keep &= ~is_space[:count]
             elif n == 2:  # two spaces only arise from an empty text
                 keep &= ~(is_space[:count] & is_space[1 : count + 1])
             first = np.flatnonzero(keep)
-            rows.append(documents[first])
-            columns.append(_mix(hashes[first], n + 100, self.char_bits))
-        return _counts(rows, columns, len(texts), self.char_bits)
+            keys.append(_keys(documents[first], hashes[first], n + 100, self.char_bits, len(texts)))
+        return _counts(keys, len(texts), self.char_bits)
 
 
 def _encode(texts: Sequence[str]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
@@ -177,48 +174,64 @@ def _prefix_sums(
     ``sum(codes[k] * BASE**(b-1-k))``, all modulo 2**64.
     """
     size = len(codes) + 1
+    powers, inverse = _powers(size)
+    prefix = np.concatenate(([np.uint64(0)], np.cumsum(codes * inverse[: size - 1])))
+    return prefix, powers[:size]
+
+
+_POWERS: tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]] = (
+    np.ones(1, dtype=np.uint64),
+    np.ones(1, dtype=np.uint64),
+)
+
+
+def _powers(size: int) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """``BASE**i`` and ``BASE**-i`` for ``i < size`` (at least), kept between calls:
+    every batch needs the same powers. Grown by replacing the tuple, so a thread
+    never sees half of it."""
+    global _POWERS  # noqa: PLW0603
+    known = _POWERS
+    if len(known[0]) >= size:
+        return known
+    size = max(size, 2 * len(known[0]))
     powers = np.cumprod(np.full(size, _BASE, dtype=np.uint64))
-    powers = np.concatenate(([np.uint64(1)], powers[:-1]))
     inverse = np.cumprod(np.full(size, _BASE_INVERSE, dtype=np.uint64))
-    inverse = np.concatenate(([np.uint64(1)], inverse[: size - 2]))
-    prefix = np.concatenate(([np.uint64(0)], np.cumsum(codes * inverse)))
-    return prefix, powers
+    one = np.ones(1, dtype=np.uint64)
+    _POWERS = (np.concatenate((one, powers[:-1])), np.concatenate((one, inverse[:-1])))
+    return _POWERS
 
 
-def _buckets(
-    prefix: np.ndarray[Any, Any],
-    powers: np.ndarray[Any, Any],
-    first: np.ndarray[Any, Any],
-    last: np.ndarray[Any, Any],
-    salt: int,
-    bits: int,
+def _keys(
+    documents: np.ndarray[Any, Any], hashes: np.ndarray[Any, Any], salt: int, bits: int, rows: int
 ) -> np.ndarray[Any, Any]:
-    """Buckets of the segments ``codes[first:last]`` from the prefix sums."""
-    return _mix(powers[last - 1] * (prefix[last] - prefix[first]), salt, bits)
+    """``document << bits | bucket`` for each hash: the bucket is the top ``bits`` bits
+    of the salted hash after a multiplicative mix (Fibonacci hashing)."""
+    mixed = hashes ^ np.uint64((_SALT * salt) % 2**64)
+    mixed *= _MIX
+    mixed >>= np.uint64(64 - bits)
+    # 32-bit keys when they fit (a chunk of 256 texts and 2**18 buckets): half the
+    # memory traffic, and numpy sorts them twice as fast.
+    dtype = np.dtype(np.uint32) if (rows << bits) <= 2**32 else np.dtype(np.uint64)
+    key: np.ndarray[Any, Any] = documents.astype(dtype)
+    key <<= dtype.type(bits)
+    key |= mixed.astype(dtype)
+    return key
 
 
-def _mix(hashes: np.ndarray[Any, Any], salt: int, bits: int) -> np.ndarray[Any, Any]:
-    """The top ``bits`` bits of the salted hashes after a multiplicative mix."""
-    mixed = (hashes ^ np.uint64((_SALT * salt) % 2**64)) * _MIX
-    return (mixed >> np.uint64(64 - bits)).astype(np.int64)
-
-
-def _counts(
-    rows: list[np.ndarray[Any, Any]], columns: list[np.ndarray[Any, Any]], n_rows: int, bits: int
-) -> sp.csr_matrix:
-    """Count repeated (row, column) pairs into a CSR matrix with sorted indices."""
-    if not rows:
+def _counts(keys: list[np.ndarray[Any, Any]], n_rows: int, bits: int) -> sp.csr_matrix:
+    """Count repeated ``row << bits | column`` keys into a CSR matrix with sorted indices."""
+    merged = np.concatenate(keys) if keys else np.zeros(0, dtype=np.uint64)
+    if not len(merged):
         return sp.csr_matrix((n_rows, 2**bits), dtype=np.float64)
-    # One sort of (row, column) keys (numpy's is vectorised) gives the rows in order,
-    # the columns sorted within them and equal pairs side by side, ready to count.
-    keys = (np.concatenate(rows).astype(np.int64) << bits) | np.concatenate(columns)
-    keys.sort()
-    first = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
-    unique = keys[first]
-    counts = np.diff(np.append(first, len(keys))).astype(np.float64)
-    row_of = unique >> bits
+    # One sort (numpy's is vectorised) gives the rows in order, the columns sorted
+    # within them and equal pairs side by side, ready to count.
+    merged.sort()
+    first = np.flatnonzero(np.concatenate(([True], merged[1:] != merged[:-1])))
+    unique = merged[first]
+    counts = np.diff(np.append(first, len(merged))).astype(np.float64)
+    row_of = (unique >> unique.dtype.type(bits)).astype(np.intp)
     indptr = np.concatenate(([0], np.cumsum(np.bincount(row_of, minlength=n_rows))))
-    indices = (unique & ((1 << bits) - 1)).astype(np.int32)
+    indices = (unique & unique.dtype.type((1 << bits) - 1)).astype(np.int32)
     matrix = sp.csr_matrix((counts, indices, indptr), shape=(n_rows, 2**bits))
     matrix.has_sorted_indices = True
     return matrix

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import skops.io
 from sklearn.feature_extraction.text import HashingVectorizer
 
@@ -26,6 +31,8 @@ from classifier import (
     save_model,
     train_model,
 )
+from classifier.heads import JointHeads, softmax, tfidf
+from classifier.skops_plain import NotPlainDataError, read_plain
 from classifier.store import ALLOWED_TYPES, MODEL_FILE
 from classifier.vectorize import HashedFeatures
 
@@ -229,6 +236,20 @@ def test_a_shorter_severity_scale_caps_the_floors(examples: list[LabelledExample
     assert model.predict(*LAWYER).severity == "high"
 
 
+def test_capitalised_severities_come_out_in_lower_case(examples: list[LabelledExample]) -> None:
+    shouted = [
+        LabelledExample(e.subject, e.body, e.category, str(e.severity).capitalize())
+        for e in examples[::3]
+    ]
+    model = train_model(shouted, seed=0, cv_folds=2, progress=False).classifier
+    assert model.severities == ("Critical", "High", "Low", "Medium")
+    predictions = model.predict_many(_items(examples, step=5))
+    assert {p.severity for p in predictions} <= {"critical", "high", "low", "medium"}
+    assert any(not p.signals for p in predictions)  # the path without a floor is covered
+    lawyer = model.predict(*LAWYER)
+    assert (lawyer.severity, lawyer.severity_confidence) == ("critical", 1.0)
+
+
 def test_evaluate_shapes(trained: TrainedModel, examples: list[LabelledExample]) -> None:
     subset = examples[2::10]
     scored = evaluate(subset, model=trained.classifier)
@@ -301,3 +322,111 @@ def test_predict_is_predict_many_of_one(trained: TrainedModel) -> None:
     model: ComplaintClassifier = trained.classifier
     subject, body = "Parcel damaged", "The box arrived crushed and the vase inside is broken."
     assert model.predict(subject, body) == model.predict_many([(subject, body)])[0]
+
+
+def _same(a: object, b: object) -> bool:
+    """Deep equality of loaded payloads (arrays by dtype and value)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[key], b[key]) for key in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+        return a.dtype == b.dtype and np.array_equal(a, b)
+    return type(a) is type(b) and a == b
+
+
+def test_plain_reader_reads_what_skops_reads(saved_dir: Path) -> None:
+    data = (saved_dir / MODEL_FILE).read_bytes()
+    plain = read_plain(data)
+    assert _same(plain, skops.io.loads(data, trusted=sorted(ALLOWED_TYPES)))
+    assert plain["heads"]["category"]["weights"].dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"format": 1, "heads": {"category": Untrusted()}},
+        {"format": 1, "labels": np.asarray(["a", 1], dtype=object)},
+        {"format": 1, "pair": ("a", "b")},
+        {"format": 1, 7: "a key that is not a string"},
+    ],
+)
+def test_plain_reader_refuses_anything_else(payload: dict[Any, Any], tmp_path: Path) -> None:
+    path = tmp_path / MODEL_FILE
+    skops.io.dump(payload, path)
+    with pytest.raises(NotPlainDataError):
+        read_plain(path.read_bytes())
+
+
+def test_plain_reader_refuses_an_unknown_protocol(saved_dir: Path, tmp_path: Path) -> None:
+    source = zipfile.ZipFile(saved_dir / MODEL_FILE)
+    schema = json.loads(source.read("schema.json"))
+    schema["protocol"] = 99
+    forged = tmp_path / MODEL_FILE
+    with zipfile.ZipFile(forged, "w") as target:
+        for name in source.namelist():
+            data = json.dumps(schema).encode() if name == "schema.json" else source.read(name)
+            target.writestr(name, data)
+    with pytest.raises(NotPlainDataError, match="protocol"):
+        read_plain(forged.read_bytes())
+    with pytest.raises(ModelLoadError):  # and skops, the fallback, refuses it too
+        load_model(forged)
+
+
+def test_loading_imports_neither_skops_nor_scikit_learn(saved_dir: Path) -> None:
+    code = (
+        "import sys; from pathlib import Path; from classifier import load_model; "
+        f"model = load_model(Path({str(saved_dir)!r})); "
+        "print(model.predict('Parcel lost', 'My parcel never arrived.').category); "
+        "print(sorted({name.split('.')[0] for name in sys.modules} & {'sklearn', 'skops'}))"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    category, imported = completed.stdout.strip().splitlines()
+    assert category and imported == "[]"
+
+
+def test_joint_heads_equal_the_tfidf_product(
+    trained: TrainedModel, examples: list[LabelledExample]
+) -> None:
+    model = trained.classifier
+    counts = model.features.transform([prepare_text(s, b) for s, b in _items(examples, 5)])
+    heads = [head for head in model.heads.values() if head is not None]
+    joint = JointHeads(tuple(heads)).probabilities(counts)
+    for head, together in zip(heads, joint, strict=True):
+        weights = np.zeros((sum(len(vector) for vector in head.idf), len(head.classes)))
+        weights[head.columns] = head.weights.T
+        features = sp.hstack(
+            [tfidf(block, idf) for block, idf in zip(counts, head.idf, strict=True)], format="csr"
+        )
+        reference = softmax((features @ weights + head.intercept) / head.temperature)
+        assert np.allclose(head.probabilities(counts), reference, atol=1e-5)
+        assert np.allclose(together, reference, atol=1e-5)
+        assert (together.argmax(axis=1) == reference.argmax(axis=1)).all()
+
+
+def test_empty_texts_hash_to_empty_rows() -> None:
+    for texts in ([""], ["", ""], ["", "ab"]):
+        words, chars = HashedFeatures().transform(texts)
+        assert words.shape == chars.shape == (len(texts), 2**18)
+        assert chars[: texts.count("")].nnz == 0
+
+
+def test_a_damaged_deflated_member_is_refused_cleanly(saved_dir: Path, tmp_path: Path) -> None:
+    source = zipfile.ZipFile(saved_dir / MODEL_FILE)
+    damaged = tmp_path / MODEL_FILE
+    with zipfile.ZipFile(damaged, "w", compression=zipfile.ZIP_DEFLATED) as target:
+        for name in source.namelist():
+            target.writestr(name, source.read(name))
+    data = bytearray(damaged.read_bytes())
+    data[len(data) // 3 : len(data) // 3 + 64] = bytes(64)  # inside a deflated array
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(NotPlainDataError):
+        read_plain(bytes(data))
+    with pytest.raises(ModelLoadError):
+        load_model(damaged)

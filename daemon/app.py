@@ -24,6 +24,7 @@ from daemon.mailbox_store import MailboxStore
 from daemon.model_registry import ensure_active_model
 from daemon.outbox import OutboxConfig
 from daemon.scheduler import DaemonScheduler
+from daemon.sender_process import SenderProcess
 from daemon.service import IngestResult, IntakeService, ServiceConfig
 from daemon.settings import MailboxSettings, Settings, resolve_secret
 from daemon.smtp_sender import OutboxSender
@@ -247,13 +248,16 @@ class Application:
             for worker in self.workers()
         ]
         scheduler = self.scheduler()
-        sender = self.sender()
+        sending = self._sender_process()
+        sender = self.sender() if sending is None else None
         if sender is not None:
             threads.append(
                 threading.Thread(
                     target=sender.run_forever, args=(stop, self.outbox_wake), name="smtp-outbox"
                 )
             )
+        if sending is not None:
+            sending.start()
         for thread in threads:
             thread.start()
         if scheduler is not None:
@@ -267,7 +271,21 @@ class Application:
             self.outbox_wake.set()
             for thread in threads:
                 thread.join(timeout=30)
+            if sending is not None:
+                sending.stop()
         logger.info("complaintd stopped")
+
+    def _sender_process(self) -> SenderProcess | None:
+        """The outbox sender as a child process, unless configured off or there is no SMTP.
+
+        A clock other than the wall clock (tests) cannot cross into another
+        process: then the sender runs as a thread.
+        """
+        if self.settings.smtp is None or not self.settings.outbox.sender_process:
+            return None
+        if self.clock is not utc_now:
+            return None
+        return SenderProcess(self.settings, self.outbox_wake)
 
     def scheduler(self) -> DaemonScheduler | None:
         """The timed jobs (escalation sweep, outbox retries, housekeeping)."""

@@ -79,6 +79,9 @@ class OutboxSettings(BaseModel):
     """A mail still not accepted this long after it was queued fails for good."""
     retry_base_seconds: Annotated[float, Field(gt=0)] = 5
     retry_max_seconds: Annotated[float, Field(gt=0)] = 600
+    sender_process: bool = True
+    """``complaintd run`` sends from a child process, so sending and intake use two
+    cores instead of taking turns on one (see :mod:`daemon.sender_process`)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,6 +54,7 @@ import contextlib
 import logging
 import random
 import socket
+import sqlite3
 import ssl
 import threading
 import time
@@ -62,11 +63,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import aiosmtplib
 from pydantic import SecretStr
 from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from daemon.mail_headers import build_message, envelope_recipients, envelope_sender
@@ -84,6 +86,9 @@ _IDLE_CLOSE = 30.0  # seconds an unused connection stays open in run_forever
 _MAX_ERROR = 1000  # characters of an SMTP reply kept in last_error
 # RFC 4954: 530 authentication required, 534 mechanism too weak, 538 encryption required.
 _CONFIGURATION_CODES = frozenset({530, 534, 538})
+_LOCKED_PATIENCE = 60.0  # seconds a write may keep finding SQLite locked before it fails
+_LOCKED_PAUSE = 0.002
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -221,7 +226,7 @@ class OutboxSender:
             raise ValueError("now must be timezone-aware")
         report = SendReport()
         claiming: asyncio.Task[_Claim] | None = asyncio.create_task(
-            asyncio.to_thread(self._claim, now)
+            asyncio.to_thread(self._while_locked, self._claim, now)
         )
         try:
             while claiming is not None:
@@ -231,7 +236,9 @@ class OutboxSender:
                 report.claimed += len(jobs)
                 if len(jobs) == self._batch_size:
                     # Claim the next batch while this one is on the wire.
-                    claiming = asyncio.create_task(asyncio.to_thread(self._claim, now))
+                    claiming = asyncio.create_task(
+                        asyncio.to_thread(self._while_locked, self._claim, now)
+                    )
                 if jobs and await self._send_batch(jobs, now, report):
                     break  # a server that takes nothing now is not asked again in this call
         finally:
@@ -355,7 +362,7 @@ class OutboxSender:
         report.released += released
         ids = [job.id for job in jobs]
         if ids:
-            await asyncio.to_thread(self._release, ids)
+            await asyncio.to_thread(self._while_locked, self._release, ids)
 
     def _release(self, ids: list[int]) -> None:
         with self._sessions.begin() as session:
@@ -426,7 +433,7 @@ class OutboxSender:
             return
         batch = outcomes[:]
         del outcomes[:]  # in the loop thread: workers append only between awaits
-        counts = await asyncio.to_thread(self._record, batch, now)
+        counts = await asyncio.to_thread(self._while_locked, self._record, batch, now)
         report.sent += counts[_Result.SENT]
         report.retried += counts[_Result.TRANSIENT]
         report.failed += counts[_Result.PERMANENT]
@@ -498,6 +505,25 @@ class OutboxSender:
         connection = self._pool.pop(slot, None)
         if connection is not None:
             connection.smtp.close()
+
+    def _while_locked(self, work: Callable[..., _T], *args: Any) -> _T:
+        """Run one write transaction; run it again while SQLite answers "database is locked".
+
+        The transaction is all or nothing, so running it again is safe. With
+        the usual long busy timeout SQLite waits itself and this never
+        repeats; a sender in a process of its own gets a short busy timeout
+        (see :mod:`daemon.sender_process`) and asks again here every few
+        milliseconds, instead of SQLite's sleeps of up to 100 ms that keep
+        missing the short gaps between intake's transactions.
+        """
+        deadline = time.monotonic() + _LOCKED_PATIENCE
+        while True:
+            try:
+                return work(*args)
+            except OperationalError as exc:
+                if not _is_locked(exc) or time.monotonic() > deadline:
+                    raise
+            time.sleep(_LOCKED_PAUSE)
 
     def _context(self) -> ssl.SSLContext:
         if self._tls_context is None:
@@ -610,6 +636,10 @@ class OutboxSender:
 
 
 _Envelope = tuple[str, list[str], bytes]
+
+
+def _is_locked(exc: OperationalError) -> bool:
+    return isinstance(exc.orig, sqlite3.OperationalError) and "locked" in str(exc.orig)
 
 
 def _envelope(row: OutboxMail) -> _Envelope:

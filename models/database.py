@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import threading
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +19,18 @@ __all__ = ["create_database_engine", "session_factory", "upgrade_schema"]
 
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
+logger = logging.getLogger(__name__)
 
-def create_database_engine(url: str, *, echo: bool = False) -> Engine:
+
+def create_database_engine(url: str, *, echo: bool = False, busy_timeout: float = 60.0) -> Engine:
     """An engine for ``url``; SQLite gets WAL, full sync, a busy timeout and real SAVEPOINTs.
 
     SQLite's Python driver starts transactions lazily and breaks SAVEPOINT;
     we take over BEGIN ourselves (the recipe from SQLAlchemy's pysqlite docs)
     and use ``BEGIN IMMEDIATE`` so two writers queue on the busy timeout
     instead of failing with "database is locked" when a read upgrades.
+    ``busy_timeout`` (seconds) is how long SQLite itself waits for another
+    writer before answering "database is locked".
     """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
@@ -32,7 +39,9 @@ def create_database_engine(url: str, *, echo: bool = False) -> Engine:
     database = parsed.database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 60})
+    engine = create_engine(
+        url, echo=echo, connect_args={"check_same_thread": False, "timeout": busy_timeout}
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
@@ -43,14 +52,85 @@ def create_database_engine(url: str, *, echo: bool = False) -> Engine:
         # server is told to move a mail only after its commit.
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
         cursor.close()
+
+    turnstile = _WriteTurnstile()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        dbapi_connection = connection.connection.dbapi_connection
+        turnstile.enter(dbapi_connection)
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            turnstile.leave(dbapi_connection)
+            raise
+
+    @event.listens_for(engine, "commit")
+    @event.listens_for(engine, "rollback")
+    def _on_end(connection: Any) -> None:
+        turnstile.leave(connection.connection.dbapi_connection)
+
+    # A connection can also end its transaction by being reset or closed by the pool.
+    @event.listens_for(engine, "reset")
+    @event.listens_for(engine, "close")
+    @event.listens_for(engine, "invalidate")
+    def _on_pool_end(dbapi_connection: Any, *_args: Any) -> None:
+        turnstile.leave(dbapi_connection)
 
     return engine
+
+
+class _WriteTurnstile:
+    """Threads of this process take SQLite's write lock in turn, first come first served.
+
+    SQLite lets a writer that finds the database locked sleep and retry
+    (after a few short tries, every 100 ms), and nothing queues the
+    waiters: a thread that commits batch after batch with a few
+    milliseconds between its transactions (intake during a burst) keeps
+    the lock for seconds while another (the outbox sender claiming rows and
+    recording results) sleeps through every gap. Here the waiters of this
+    process line up and the next one is woken the moment a transaction
+    ends. It only orders; SQLite's own locking still guarantees one writer,
+    also against other processes, and a thread that waited ``patience``
+    seconds goes ahead on SQLite's locking alone, so a hand-over that never
+    happens (a leak we did not foresee) costs time, never a deadlock.
+    """
+
+    def __init__(self, patience: float = 5.0) -> None:
+        self._patience = patience
+        self._mutex = threading.Lock()
+        self._holder: int | None = None  # id() of the DBAPI connection in its turn
+        self._waiters: deque[tuple[int, threading.Event]] = deque()
+
+    def enter(self, dbapi_connection: object) -> None:
+        """Wait for this connection's turn to write (at most ``patience`` seconds)."""
+        key = id(dbapi_connection)
+        with self._mutex:
+            if self._holder is None and not self._waiters:
+                self._holder = key
+                return
+            turn = threading.Event()
+            self._waiters.append((key, turn))
+        if turn.wait(self._patience):
+            return
+        with self._mutex:
+            if not turn.is_set():
+                self._waiters.remove((key, turn))
+                logger.warning("waited %.0f s for the write turn; going ahead", self._patience)
+
+    def leave(self, dbapi_connection: object) -> None:
+        """End this connection's turn, if it has it, and wake the next waiter."""
+        key = id(dbapi_connection)
+        with self._mutex:
+            if self._holder != key:
+                return
+            if self._waiters:
+                self._holder, turn = self._waiters.popleft()
+                turn.set()
+            else:
+                self._holder = None
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -222,6 +222,9 @@ def _environment_for(folder: Path | None) -> SandboxedEnvironment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        # Templates are read once per process, like the rest of the configuration:
+        # checking every file's modification time on each mail is measurable.
+        auto_reload=False,
     )
     environment.filters.update(
         when=_when,
@@ -239,6 +242,15 @@ def _environment_for(folder: Path | None) -> SandboxedEnvironment:
 @lru_cache(maxsize=8)
 def _environment(folder: str | None) -> SandboxedEnvironment:
     return _environment_for(Path(folder) if folder is not None else None)
+
+
+@lru_cache(maxsize=512)
+def _optional_template(folder: str | None, name: str) -> Template | None:
+    """Template ``name``, or None when it does not exist (the answer is kept, like templates)."""
+    try:
+        return _environment(folder).get_template(name)
+    except TemplateNotFound:
+        return None
 
 
 # ---------------------------------------------------------------- rendering
@@ -293,11 +305,10 @@ def render(
         subject = clean_subject(_block(template, "subject", variables), _SUBJECT_LIMIT)
         text = _tidy_body(_block(template, "body", variables))
         html = None
-        try:
-            html_template = environment.get_template(f"{name}.{used_language}.html.j2")
-        except TemplateNotFound:
-            pass
-        else:
+        html_template = _optional_template(
+            str(folder) if folder is not None else None, f"{name}.{used_language}.html.j2"
+        )
+        if html_template is not None:
             html = _block(html_template, "body", variables).strip() + "\n"
     except (JinjaTemplateError, TemplateError) as exc:
         raise TemplateError(f"{template.name}: {exc}") from None

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+import time
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -150,3 +155,97 @@ def test_customer_text_never_reaches_our_headers(
     assert ack["Bcc"] is None
     assert all(rcpt == "evil@example.org" for item in smtp_sink.messages
                if b"auto-replied" in item.data for rcpt in item.rcpt_tos)  # fmt: skip
+
+
+def test_the_flood_cap_counts_mail_of_earlier_batches_and_of_the_same_batch(
+    mailbox: ImapAccount, smtp_sink: SmtpSink, tmp_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cap's counts are read once per batch and kept current while the batch queues mail."""
+    app = _app(mailbox, smtp_sink, tmp_db_url, monkeypatch)
+    account = (mailbox.host, mailbox.port, mailbox.username, mailbox.password)
+    try:
+        append_many(*account, [complaint(sender="Robot@Example.org") for _ in range(3)])
+        app.run_once()
+        assert len(_acks(smtp_sink)) == 3
+        # Upper-case or not, it is one address; three were sent before this batch.
+        append_many(*account, [complaint(sender="robot@example.ORG") for _ in range(5)])
+        app.run_once()
+        with app.sessions() as session:
+            statuses = session.scalars(
+                select(OutboxMail.status)
+                .where(OutboxMail.kind == "acknowledgement")
+                .order_by(OutboxMail.id)
+            ).all()
+    finally:
+        app.close()
+    assert statuses == ["sent"] * 5 + ["suppressed"] * 3
+    assert len(_acks(smtp_sink)) == 5
+
+
+def test_the_assignment_notice_lists_the_customers_earlier_tickets_only(
+    mailbox: ImapAccount, smtp_sink: SmtpSink, tmp_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    account = (mailbox.host, mailbox.port, mailbox.username, mailbox.password)
+    app = _app(mailbox, smtp_sink, tmp_db_url, monkeypatch)
+    try:
+        append_many(*account, [complaint(sender="olga@example.net", subject="Old one")])
+        app.run_once()
+        # Two in one batch: the first must not list the second, which came after it.
+        subjects = ["Second thing", "Third thing"]
+        append_many(*account, [complaint(sender="olga@example.net", subject=s) for s in subjects])
+        app.run_once()
+        with app.sessions() as session:
+            refs = [str(ref) for ref in session.scalars(select(Ticket.ref).order_by(Ticket.id))]
+    finally:
+        app.close()
+    notices = {
+        str(m["Subject"]).split("]")[0].lstrip("["): m.get_content()
+        for m in _received(smtp_sink)
+        if m["Auto-Submitted"] == "auto-generated"
+    }
+    first, second, third = refs
+    assert "This is the customer's first ticket." in notices[first]
+    assert first in notices[second] and third not in notices[second]
+    assert first in notices[third] and second in notices[third]
+    assert f"{third} (" not in notices[third]
+
+
+def _sender_children() -> list[int]:
+    """Our child processes running the outbox sender."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            command = (stat.parent / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile
+        if parent == os.getpid() and b"daemon.sender_process" in command:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_the_running_daemon_sends_from_a_process_of_its_own(
+    mailbox: ImapAccount, smtp_sink: SmtpSink, tmp_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = _app(mailbox, smtp_sink, tmp_db_url, monkeypatch)
+    stop = threading.Event()
+    runner = threading.Thread(target=app.run, args=(stop,))
+    runner.start()
+    try:
+        time.sleep(0.5)  # let the worker reach IDLE
+        append_many(mailbox.host, mailbox.port, mailbox.username, mailbox.password, [complaint()])
+        smtp_sink.wait_for(2, timeout=30)  # the acknowledgement and the notice
+        [child] = _sender_children()
+        # A sender that dies is started again; what intake queues meanwhile waits for it.
+        os.kill(child, signal.SIGKILL)
+        append_many(mailbox.host, mailbox.port, mailbox.username, mailbox.password, [complaint()])
+        smtp_sink.wait_for(4, timeout=30)
+        assert [pid for pid in _sender_children() if pid != child]
+    finally:
+        stop.set()
+        runner.join(timeout=60)
+        app.close()
+    assert not runner.is_alive()
+    assert _sender_children() == []  # stopped with the daemon
+    assert len(_acks(smtp_sink)) == 2

@@ -80,7 +80,7 @@ def _read(name: str) -> tuple[list[str], dict[str, np.ndarray[Any, Any]]]:
     return texts, labels
 
 
-def _macro_f1(truth: Sequence[str], predicted: Sequence[str]) -> float:
+def _macro_f1(truth: Sequence[str] | np.ndarray[Any, Any], predicted: Sequence[str]) -> float:
     from sklearn.metrics import f1_score
 
     return float(f1_score(truth, predicted, average="macro"))

@@ -49,12 +49,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import Engine, bindparam, event, func, select, update  # noqa: E402
+from sqlalchemy import Engine, Table, bindparam, event, func, select, update  # noqa: E402
 
 from classifier import DEFAULT_CATEGORIES  # noqa: E402
 from daemon.app import Application  # noqa: E402
@@ -111,7 +111,7 @@ class Writer:
             if self.postgres:
                 copy_sql = f"COPY {table} ({', '.join(_quote(c) for c in columns)}) FROM STDIN"
                 for chunk in _chunks(rows, _CHUNK):
-                    with cursor.copy(copy_sql) as copy:  # type: ignore[attr-defined]
+                    with cursor.copy(copy_sql) as copy:  # type: ignore[attr-defined, unused-ignore]
                         for row in chunk:
                             copy.write_row(row)
                     raw.commit()
@@ -182,7 +182,7 @@ def _ticket_row(
     sla: str,
     check_at: Any,
     dues: tuple[datetime | None, datetime | None] = (None, None),
-) -> tuple:
+) -> tuple[Any, ...]:
     """One ``tickets`` row as plain values, in ``_TICKET_COLUMNS`` order."""
     opened = now - timedelta(days=30) + timedelta(seconds=number % 2_500_000)
     category = DEFAULT_CATEGORIES[number % len(DEFAULT_CATEGORIES)]
@@ -225,7 +225,7 @@ def _ticket_row(
     return tuple(values[name] for name in _TICKET_COLUMNS)
 
 
-def _message_row(ticket_id: int, at: datetime) -> tuple:
+def _message_row(ticket_id: int, at: datetime) -> tuple[Any, ...]:
     values: dict[str, Any] = {
         "ticket_id": ticket_id,
         "direction": "in",
@@ -252,7 +252,7 @@ def _message_row(ticket_id: int, at: datetime) -> tuple:
     return tuple(values[name] for name in _MESSAGE_COLUMNS)
 
 
-def _event_rows(ticket_id: int, at: datetime) -> list[tuple]:
+def _event_rows(ticket_id: int, at: datetime) -> list[tuple[Any, ...]]:
     routed = {"tier": 1, "team": "frontline", "assignee": _FRONTLINE_AGENT, "rule": "default"}
     rows = []
     for kind, actor, data in (
@@ -286,7 +286,7 @@ def build(app: Application, total: int, open_count: int, now: datetime) -> Popul
     is_open = set(open_ids)
     horizon = timedelta(days=10).total_seconds()
 
-    def tickets() -> Iterator[tuple]:
+    def tickets() -> Iterator[tuple[Any, ...]]:
         for number in range(1, total + 1):
             if number in is_open:
                 offset = timedelta(hours=1, seconds=horizon * (number / total))
@@ -327,12 +327,13 @@ def make_due(app: Application, population: Population, count: int, now: datetime
                 "resolution_due_at": clocks.due("resolution"),
             }
         )
+    tickets = cast(Table, Ticket.__table__)
     statement = (
-        update(Ticket.__table__)
-        .where(Ticket.__table__.c.id == bindparam("tid"))
+        update(tickets)
+        .where(tickets.c.id == bindparam("tid"))
         .values(
             **{
-                name: bindparam(name, type_=Ticket.__table__.c[name].type)
+                name: bindparam(name, type_=tickets.c[name].type)
                 for name in ("sla", "sla_check_at", "first_response_due_at", "resolution_due_at")
             }
         )
@@ -659,8 +660,11 @@ def run_backend(name: str, url: str, args: argparse.Namespace, workdir: Path) ->
         make_due(app, population, args.due, now)
         sweep_now = datetime.now(UTC)
         with app.sessions() as session:
-            due = session.scalar(
-                select(func.count()).select_from(Ticket).where(Ticket.sla_check_at <= sweep_now)
+            due = (
+                session.scalar(
+                    select(func.count()).select_from(Ticket).where(Ticket.sla_check_at <= sweep_now)
+                )
+                or 0
             )
         if due != args.due:
             raise RuntimeError(f"{due} tickets are due, not {args.due}")

@@ -39,7 +39,7 @@ def _app(
 
 
 def _received(sink: SmtpSink) -> list[EmailMessage]:
-    return [message_from_bytes(item.data, policy=policy.default) for item in sink.messages]  # type: ignore[misc]
+    return [message_from_bytes(item.data, policy=policy.default) for item in sink.messages]  # type: ignore[misc, unused-ignore]
 
 
 def _acks(sink: SmtpSink) -> list[EmailMessage]:

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from daemon.app import Application
+from daemon.demo_servers import PymapServer
 from daemon.intake import _already_read
 from daemon.service import MailSource
 from models import Attachment, MailboxReceipt, Message, Quarantine, Ticket
@@ -33,11 +34,11 @@ def _wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
     return condition()
 
 
-def _uids(account: ImapAccount, folder: str = "INBOX") -> list[int]:
+def _uids(account: ImapAccount | PymapServer, folder: str = "INBOX") -> list[int]:
     return folder_uids(account.host, account.port, account.username, account.password, folder)
 
 
-def _append(account: ImapAccount, mails: list[bytes], folder: str = "INBOX") -> None:
+def _append(account: ImapAccount | PymapServer, mails: list[bytes], folder: str = "INBOX") -> None:
     append_many(account.host, account.port, account.username, account.password, mails, folder)
 
 
@@ -369,7 +370,6 @@ def test_worker_reconnects_after_the_server_goes_away(
     tmp_db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The IMAP server restarts mid-IDLE (new UIDVALIDITY, UIDs from 1): nothing is lost."""
-    from daemon.demo_servers import PymapServer
     from models import MailboxState
 
     first = PymapServer("support", "pw")

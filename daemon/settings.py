@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from daemon.errors import ConfigError
+from daemon.logging_setup import redact_in_logs
 from daemon.outbox import OutboxSettings
 from routing.config import ROUTING_SECTIONS, RoutingConfig, routing_config_from_document
 
@@ -78,6 +79,20 @@ class DatabaseSettings(_Section):
 
     url: str = "sqlite:///var/complaintd.db"
     echo: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _check_no_password(cls, value: str) -> str:
+        # Secrets never live in the TOML; libpq (and so psycopg) reads the
+        # password from PGPASSWORD or a password file on its own.
+        authority = value.partition("://")[2].partition("/")[0]
+        credentials, at, _host = authority.rpartition("@")
+        if at and ":" in credentials:
+            raise ValueError(
+                "must not contain a password: set PGPASSWORD in the environment "
+                "or use a password file (PGPASSFILE, ~/.pgpass)"
+            )
+        return value
 
 
 class MailboxSettings(_SecretSource):
@@ -355,7 +370,7 @@ def resolve_secret(
         value = os.environ.get(env)
         if not value:
             raise ConfigError([f"{key}: environment variable {env} is not set or empty"])
-        return SecretStr(value)
+        return _secret(value)
     if file is not None:
         secret_path = file if file.is_absolute() else base_dir / file
         try:
@@ -364,7 +379,7 @@ def resolve_secret(
             raise ConfigError([f"{key}: cannot read {secret_path} ({exc.strerror})"]) from None
         if not value:
             raise ConfigError([f"{key}: {secret_path} is empty"])
-        return SecretStr(value)
+        return _secret(value)
     if command is not None:
         return _run_token_command(key, command)
     raise ConfigError([f"{key}: no secret source configured"])
@@ -388,4 +403,9 @@ def _run_token_command(key: str, command: str) -> SecretStr:
         raise ConfigError(
             [f"{key}: token command exited {completed.returncode} without printing a token"]
         )
-    return SecretStr(token)
+    return _secret(token)
+
+
+def _secret(value: str) -> SecretStr:
+    redact_in_logs(value)
+    return SecretStr(value)

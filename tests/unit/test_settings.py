@@ -156,3 +156,24 @@ def test_no_routing_sections_means_the_default_routing(tmp_path: Path) -> None:
     settings = load_settings(_write(tmp_path, VALID))
     assert settings.routing.rules[-1].is_default
     assert settings.routing.tiers.frontline
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg://complaintd:hunter22@db.example.com/complaintd",
+        "postgresql://u:p%40ss@[::1]:5432/db",
+    ],
+)
+def test_a_password_in_the_database_url_is_refused(tmp_path: Path, url: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(_write(tmp_path, VALID.replace("sqlite:///var/c.db", url)))
+    problems = "\n".join(caught.value.problems)
+    assert "database.url: must not contain a password" in problems
+    assert "hunter22" not in problems and "p%40ss" not in problems
+
+
+def test_a_database_url_without_password_is_accepted(tmp_path: Path) -> None:
+    url = "postgresql+psycopg://complaintd@db.example.com:5432/complaintd?sslmode=require"
+    settings = load_settings(_write(tmp_path, VALID.replace("sqlite:///var/c.db", url)))
+    assert settings.database_url() == url

@@ -30,6 +30,7 @@ from routing.errors import CalendarError
 __all__ = ["BusinessCalendar"]
 
 Interval = tuple[datetime, datetime]
+DayHours = tuple[tuple[int, int], ...]
 _ZERO = timedelta(0)
 _DAY = timedelta(days=1)
 # A calendar with weekly hours cannot be closed for longer than a run of
@@ -72,7 +73,14 @@ class BusinessCalendar:
     closed_dates: frozenset[date] = frozenset()
     always_open: bool = False
     name: str = ""
+    open_dates: tuple[tuple[date, DayHours], ...] = ()
+    """Dates open with their own hours, whatever the week, holidays and closed dates say."""
+    weekend_workdays: bool = True
+    """Open, with the usual weekday hours, on weekend days the law makes working days."""
     _holidays: dict[int, frozenset[date]] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
+    _workdays: dict[int, frozenset[date]] = field(
         default_factory=dict, init=False, repr=False, compare=False, hash=False
     )
     _days: dict[date, tuple[Interval, ...]] = field(
@@ -84,6 +92,8 @@ class BusinessCalendar:
             raise CalendarError("hours needs seven weekdays, Monday first")
         if not self.always_open and not any(self.hours):
             raise CalendarError("the calendar is never open")
+        if len({day for day, _ in self.open_dates}) != len(self.open_dates):
+            raise CalendarError("open_dates lists a date more than once")
 
     # ------------------------------------------------------------ constructors
 
@@ -98,6 +108,8 @@ class BusinessCalendar:
             closed_dates=frozenset(config.closed_dates),
             always_open=config.always_open,
             name=config.name,
+            open_dates=tuple((entry.date, entry.parsed_hours()) for entry in config.open_dates),
+            weekend_workdays=config.weekend_workdays,
         )
 
     @classmethod
@@ -109,6 +121,8 @@ class BusinessCalendar:
         holidays_country: str | None = None,
         holidays_subdivision: str | None = None,
         closed_dates: Iterable[date] = (),
+        open_dates: Mapping[date, Sequence[str]] | None = None,
+        weekend_workdays: bool = True,
         name: str = "",
     ) -> BusinessCalendar:
         """A calendar from ``{"mon": ["09:00-17:00"], ...}``; absent days are closed."""
@@ -125,6 +139,11 @@ class BusinessCalendar:
             holidays_country=holidays_country,
             holidays_subdivision=holidays_subdivision,
             closed_dates=frozenset(closed_dates),
+            open_dates=tuple(
+                (day, tuple(sorted(parse_interval(text) for text in texts)))
+                for day, texts in sorted((open_dates or {}).items())
+            ),
+            weekend_workdays=weekend_workdays,
             name=name,
         )
 
@@ -141,22 +160,59 @@ class BusinessCalendar:
     # ------------------------------------------------------------ days
 
     def is_closed_date(self, day: date) -> bool:
-        """True when ``day`` (local) is a public holiday or an extra closed date."""
-        if self.always_open:
+        """True when ``day`` (local) is a public holiday or an extra closed date.
+
+        An open date is never closed, whatever else falls on it.
+        """
+        if self.always_open or self._open_date_hours(day) is not None:
             return False
         if day in self.closed_dates:
             return True
         if self.holidays_country is None:
             return False
-        year = self._holidays.get(day.year)
-        if year is None:
-            year = frozenset(
-                holidays.country_holidays(
-                    self.holidays_country, subdiv=self.holidays_subdivision, years=day.year
-                )
-            )
-            self._holidays[day.year] = year
-        return day in year
+        self._load_holiday_year(day.year)
+        return day in self._holidays[day.year]
+
+    def _load_holiday_year(self, year: int) -> None:
+        if year in self._holidays or self.holidays_country is None:
+            return
+        calendar = holidays.country_holidays(
+            self.holidays_country, subdiv=self.holidays_subdivision, years=year
+        )
+        self._holidays[year] = frozenset(calendar)
+        # Weekend days worked in exchange for a bridge day off (e.g. Hungary).
+        self._workdays[year] = frozenset(getattr(calendar, "weekend_workdays", ()))
+
+    def _open_date_hours(self, day: date) -> DayHours | None:
+        for open_day, hours in self.open_dates:
+            if open_day == day:
+                return hours
+        return None
+
+    def is_weekend_workday(self, day: date) -> bool:
+        """True when the law makes ``day``, a weekend day, a working day (and we follow it)."""
+        if not self.weekend_workdays or self.holidays_country is None or self.always_open:
+            return False
+        self._load_holiday_year(day.year)
+        return day in self._workdays[day.year]
+
+    def _usual_weekday_hours(self) -> DayHours:
+        """The most common non-empty Monday-to-Friday hours (the earliest weekday on a tie)."""
+        weekdays = [hours for hours in self.hours[:5] if hours]
+        if not weekdays:
+            return next(hours for hours in self.hours if hours)
+        return max(weekdays, key=weekdays.count)
+
+    def hours_on(self, day: date) -> DayHours:
+        """The opening hours of local date ``day`` (minutes since midnight); empty when closed."""
+        explicit = self._open_date_hours(day)
+        if explicit is not None:
+            return explicit
+        if self.is_closed_date(day):
+            return ()
+        if self.is_weekend_workday(day):
+            return self._usual_weekday_hours()
+        return self.hours[day.weekday()]
 
     def _instant(self, day: date, minute: int) -> datetime:
         if minute >= 24 * 60:
@@ -173,12 +229,10 @@ class BusinessCalendar:
             intervals: tuple[Interval, ...] = (
                 (self._instant(day, 0), self._instant(day + _DAY, 0)),
             )
-        elif self.is_closed_date(day):
-            intervals = ()
         else:
             intervals = _merge(
                 (self._instant(day, start), self._instant(day, end))
-                for start, end in self.hours[day.weekday()]
+                for start, end in self.hours_on(day)
             )
         self._days[day] = intervals
         return intervals

@@ -46,6 +46,7 @@ __all__ = [
     "SEVERITIES",
     "CalendarConfig",
     "MemberConfig",
+    "OpenDate",
     "RoutingConfig",
     "RoutingSection",
     "RuleConfig",
@@ -240,6 +241,15 @@ def _intervals(value: Any) -> Any:
 DayHours = tuple[str, ...]
 
 
+def _normalised_day(value: tuple[str, ...]) -> tuple[str, ...]:
+    """A day's intervals sorted and written ``HH:MM-HH:MM``; overlaps are an error."""
+    parsed = sorted(parse_interval(text) for text in value)
+    for (_, end), (start, _) in itertools.pairwise(parsed):
+        if start < end:
+            raise ValueError("intervals overlap")
+    return tuple(f"{s // 60:02d}:{s % 60:02d}-{e // 60:02d}:{e % 60:02d}" for s, e in parsed)
+
+
 class WeeklyHours(_Section):
     """Opening hours per weekday, wall-clock in the calendar's time zone.
 
@@ -263,11 +273,7 @@ class WeeklyHours(_Section):
     @field_validator(*_DAY_KEYS)
     @classmethod
     def _check_day(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        parsed = sorted(parse_interval(text) for text in value)
-        for (_, end), (start, _) in itertools.pairwise(parsed):
-            if start < end:
-                raise ValueError("intervals overlap")
-        return tuple(f"{s // 60:02d}:{s % 60:02d}-{e // 60:02d}:{e % 60:02d}" for s, e in parsed)
+        return _normalised_day(value)
 
     def by_weekday(self) -> tuple[tuple[tuple[int, int], ...], ...]:
         """Parsed intervals (minutes since midnight), Monday first (``date.weekday()``)."""
@@ -285,6 +291,29 @@ _OFFICE_HOURS = WeeklyHours(
 )
 
 
+class OpenDate(_Section):
+    """One ``open_dates`` entry: a date that is open with these hours, whatever else says."""
+
+    date: date
+    hours: DayHours
+
+    @field_validator("hours", mode="before")
+    @classmethod
+    def _listify(cls, value: Any) -> Any:
+        return _intervals(value)
+
+    @field_validator("hours")
+    @classmethod
+    def _check_hours(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("an open date needs its hours (use closed_dates to close a day)")
+        return _normalised_day(value)
+
+    def parsed_hours(self) -> tuple[tuple[int, int], ...]:
+        """The hours as minutes since local midnight."""
+        return tuple(parse_interval(text) for text in self.hours)
+
+
 class CalendarConfig(_Section):
     """One ``[[calendars]]`` entry: a team's business hours and closed days."""
 
@@ -299,6 +328,11 @@ class CalendarConfig(_Section):
     """Region for regional holidays (``BY`` for Bavaria, ``ENG`` for England)."""
     closed_dates: tuple[date, ...] = ()
     """Extra closed days (company holidays), in the calendar's time zone."""
+    open_dates: tuple[OpenDate, ...] = ()
+    """Days open with their own hours even on a weekend or holiday (a stock-taking Saturday)."""
+    weekend_workdays: bool = True
+    """Open on the weekend days the country's law makes working days in exchange for a
+    bridge day off (Hungary, for one), with the usual weekday hours."""
     always_open: bool = False
     """24x7: every instant is business time; hours and holidays do not apply."""
 
@@ -340,6 +374,7 @@ class CalendarConfig(_Section):
                     ("hours", _OFFICE_HOURS),
                     ("holidays_country", None),
                     ("closed_dates", ()),
+                    ("open_dates", ()),
                 )
                 if getattr(self, key) != unset
             ]
@@ -347,6 +382,13 @@ class CalendarConfig(_Section):
                 raise ValueError(f"always_open = true is 24x7; remove {', '.join(conflicting)}")
         elif not any(self.hours.by_weekday()):
             raise ValueError("the calendar is never open: give hours or always_open = true")
+        opened = [entry.date for entry in self.open_dates]
+        repeated = sorted({day for day in opened if opened.count(day) > 1})
+        if repeated:
+            raise ValueError(f"open_dates lists {', '.join(map(str, repeated))} more than once")
+        both = sorted(set(opened) & set(self.closed_dates))
+        if both:
+            raise ValueError(f"{', '.join(map(str, both))} is in both open_dates and closed_dates")
         return self
 
 
@@ -923,6 +965,11 @@ time_zone = "Europe/Berlin"
 holidays_country = "DE"
 # holidays_subdivision = "BY"              # regional holidays (Bavaria)
 closed_dates = [2025-12-24, 2025-12-31]   # company holidays
+# Days open with their own hours even on a weekend or holiday (e.g. stock-taking):
+# open_dates = [{ date = 2025-10-04, hours = ["10:00-14:00"] }]
+# Weekend days the law makes working days in exchange for a bridge day off
+# (Hungary, for one) are open with the usual weekday hours; false ignores them.
+# weekend_workdays = true
 # Days you leave out are closed; without any hours it is Mon-Fri 09:00-17:00.
 # Inline works too: hours = { mon = ["09:00-17:00"], sat = ["10:00-14:00"] }
 [calendars.hours]

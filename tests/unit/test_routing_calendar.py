@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -174,6 +175,67 @@ def test_extra_closed_dates() -> None:
     # 2 January 2026 a Hungarian bridge day: the next business time is Monday.
     assert BUDAPEST_OFFICE.add(budapest(2025, 12, 30, 16, 0), hours(1)) == budapest(
         2026, 1, 5, 8, 30
+    )
+
+
+def test_a_hungarian_working_saturday_is_open_with_the_usual_hours() -> None:
+    # Monday 19 August 2024 was a bridge day off, worked on Saturday 3 August.
+    friday_afternoon = budapest(2024, 8, 2, 16, 0)
+    assert BUDAPEST_OFFICE.is_weekend_workday(date(2024, 8, 3))
+    assert BUDAPEST_OFFICE.hours_on(date(2024, 8, 3)) == BUDAPEST_OFFICE.hours[0]
+    assert BUDAPEST_OFFICE.add(friday_afternoon, hours(1)) == budapest(2024, 8, 3, 8, 30)
+    assert BUDAPEST_OFFICE.is_closed_date(date(2024, 8, 19))
+    assert not BUDAPEST_OFFICE.is_open(budapest(2024, 8, 10, 10, 0))  # an ordinary Saturday
+
+
+def test_working_saturdays_can_be_ignored() -> None:
+    ignoring = BusinessCalendar.weekly(
+        "Europe/Budapest",
+        {day: ["08:00-12:00", "12:30-16:30"] for day in WEEKDAYS},
+        holidays_country="HU",
+        weekend_workdays=False,
+    )
+    assert not ignoring.is_weekend_workday(date(2024, 8, 3))
+    assert ignoring.add(budapest(2024, 8, 2, 16, 0), hours(1)) == budapest(2024, 8, 5, 8, 30)
+
+
+def test_open_dates_open_a_weekend_or_a_holiday_with_their_own_hours() -> None:
+    stock_taking = BusinessCalendar.weekly(
+        "Europe/Berlin",
+        {day: ["09:00-17:00"] for day in WEEKDAYS},
+        holidays_country="DE",
+        open_dates={date(2025, 10, 4): ["10:00-14:00"], date(2025, 10, 3): ["12:00-13:00"]},
+    )
+    # Friday 3 October is German Unity Day, Saturday 4 a stock-taking day.
+    assert not OFFICE.is_open(berlin(2025, 10, 3, 12, 30))
+    assert stock_taking.is_open(berlin(2025, 10, 3, 12, 30))
+    assert not stock_taking.is_closed_date(date(2025, 10, 3))
+    assert stock_taking.business_time_between(
+        berlin(2025, 10, 2, 17, 0), berlin(2025, 10, 6, 9, 0)
+    ) == hours(5)
+    assert stock_taking.add(berlin(2025, 10, 3, 12, 30), hours(2)) == berlin(2025, 10, 4, 11, 30)
+
+
+def test_open_and_closed_dates_are_checked_in_the_config() -> None:
+    base = {"name": "office", "time_zone": "Europe/Berlin"}
+    one = {"date": date(2025, 10, 4), "hours": ["10:00-14:00"]}
+    problems: list[tuple[dict[str, Any], str]] = [
+        ({"open_dates": [one, one]}, "more than once"),
+        ({"open_dates": [one], "closed_dates": [date(2025, 10, 4)]}, "both open_dates and"),
+        ({"open_dates": [{"date": date(2025, 10, 4), "hours": []}]}, "needs its hours"),
+        ({"open_dates": [one], "always_open": True, "hours": {}}, "remove"),
+    ]
+    for extra, message in problems:
+        with pytest.raises(ValueError, match=message):
+            CalendarConfig.model_validate({**base, **extra})
+    config = CalendarConfig.model_validate(
+        {**base, "open_dates": [{"date": date(2025, 10, 4), "hours": "10:00-14:00"}]}
+    )
+    assert BusinessCalendar.from_config(config) == BusinessCalendar.weekly(
+        "Europe/Berlin",
+        {day: ["09:00-17:00"] for day in WEEKDAYS},
+        open_dates={date(2025, 10, 4): ["10:00-14:00"]},
+        name="office",
     )
 
 

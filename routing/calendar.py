@@ -181,7 +181,7 @@ class BusinessCalendar:
         )
         self._holidays[year] = frozenset(calendar)
         # Weekend days worked in exchange for a bridge day off (e.g. Hungary).
-        self._workdays[year] = frozenset(getattr(calendar, "weekend_workdays", ()))
+        self._workdays[year] = frozenset(calendar.weekend_workdays)
 
     def _open_date_hours(self, day: date) -> DayHours | None:
         for open_day, hours in self.open_dates:

@@ -62,6 +62,7 @@ def _dovecot_service(server: DovecotServer) -> ImapService:
     return ImapService(
         server.host, server.port, username, password, "dovecot",
         server.ssl_port, server.ca_file, new_account=new_account,
+        bearer_token=server.bearer_token,
     )  # fmt: skip
 
 

@@ -46,7 +46,8 @@ def build_app(
     monkeypatch.setenv("COMPLAINTD_SECRET", TEST_SECRET)
     boxes = []
     for account, entry in mailboxes:
-        monkeypatch.setenv(entry["password_env"], account.password)
+        if entry.get("password_env"):
+            monkeypatch.setenv(entry["password_env"], account.password)
         boxes.append(entry)
     settings = Settings.model_validate(
         {

@@ -8,17 +8,23 @@ offers STARTTLS on the plain port.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime as dt
 import grp
+import hashlib
+import hmac
 import ipaddress
+import json
 import os
 import pwd
 import re
+import secrets
 import shutil
 import signal
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -168,6 +174,19 @@ class DovecotServer:
         self.users: dict[str, str] = {}
         for username, password in (users or {"support": "secret"}).items():
             self.add_user(username, password)
+        # XOAUTH2/OAUTHBEARER logins with JWTs Dovecot validates locally (HS256,
+        # this key), so OAuth2 is tested without an identity provider.
+        self._oauth2_key = secrets.token_bytes(32)
+
+    def bearer_token(self, username: str, lifetime: float = 300.0) -> str:
+        """A signed OAuth2 access token (JWT) for ``username``; negative lifetimes are expired."""
+        now = int(time.time())
+        claims = {"sub": username, "iat": now - 5, "exp": now + int(lifetime)}
+        header = _b64url(b'{"alg":"HS256","typ":"JWT"}')
+        payload = _b64url(json.dumps(claims, separators=(",", ":")).encode())
+        signed = f"{header}.{payload}".encode()
+        signature = hmac.new(self._oauth2_key, signed, hashlib.sha256).digest()
+        return f"{header}.{payload}.{_b64url(signature)}"
 
     @property
     def log_file(self) -> Path:
@@ -236,7 +255,25 @@ class DovecotServer:
                 ssl_lines = f"ssl = yes\nssl_cert = <{self.ca_file}\nssl_key = <{key}\n"
         self.port = free_port()
         self._write_passwd(self.users)
+        self._write_oauth2(root)
         (root / "dovecot.conf").write_text(self._config(owner, ssl_lines))
+
+    def _write_oauth2(self, root: Path) -> None:
+        # Dovecot looks keys up as <prefix><azp>/<alg>/<kid>, "default" when absent.
+        key_file = root / "oauth2-keys" / "default" / "HS256" / "default"
+        key_file.parent.mkdir(parents=True)
+        key_file.write_text(base64.b64encode(self._oauth2_key).decode())
+        for path in (key_file, *key_file.parents):
+            path.chmod(0o644 if path == key_file else 0o755)
+            if path == root:
+                break
+        settings = root / "oauth2.conf.ext"
+        settings.write_text(
+            "introspection_mode = local\n"
+            f"local_validation_key_dict = fs:posix:prefix={root}/oauth2-keys/\n"
+            "username_attribute = sub\n"
+        )
+        settings.chmod(0o644)
 
     def _write_passwd(self, users: dict[str, str]) -> None:
         folder = self._root / "passwd.d"
@@ -278,7 +315,7 @@ log_path = {self.log_file}
 listen = {self.host}
 protocols = imap
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login xoauth2 oauthbearer
 # Failed logins are answered at once instead of after 2 s.
 auth_failure_delay = 0
 {ssl_lines}{users}
@@ -296,6 +333,11 @@ namespace inbox {{
   separator = /
 }}
 
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {root}/oauth2.conf.ext
+}}
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN {root}/passwd.d/%u
@@ -359,3 +401,7 @@ def _stop_group(process: subprocess.Popen[bytes]) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()

@@ -54,6 +54,11 @@ class ImapService(ImapAccount):
     new_account: Callable[[], AbstractContextManager[ImapAccount]] = field(
         kw_only=True, repr=False, compare=False
     )
+    bearer_token: Callable[[str, float], str] | None = field(
+        default=None, kw_only=True, repr=False, compare=False
+    )
+    """Mints an OAuth2 access token (username, lifetime in s) the server accepts; None
+    when the server has no XOAUTH2 (pymap)."""
 
 
 @contextmanager

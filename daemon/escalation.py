@@ -25,18 +25,17 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from daemon.outbox import OutboxConfig, enqueue
-from daemon.records import new_event
+from daemon.records import mail_not_sent, new_event, render_or_record
 from daemon.ticket_sla import SlaBook
 from daemon.triage import OPEN_STATUSES
-from models import Event, Message, RoutingState, Ticket
-from routing import EscalationDecision, RoutingConfig, escalation_triggers, render
+from models import Event, Message, Participant, RoutingState, Ticket
+from routing import EscalationDecision, RoutingConfig, escalation_triggers
 from routing.assignment import assign
 from routing.config import TeamConfig
-from routing.errors import TemplateError
 from routing.sla import DeadlineKind
 from routing.ticket_clocks import TicketClocks
 
-__all__ = ["Escalator"]
+__all__ = ["Escalator", "customer_recipient"]
 
 logger = logging.getLogger(__name__)
 
@@ -320,7 +319,7 @@ class Escalator:
             ticket,
             "customer_escalation_note",
             ticket.language or "en",
-            [(ticket.customer_name, ticket.customer_email)],
+            [customer_recipient(session, ticket)],
             context,
             audience="customer",
             now=now,
@@ -344,30 +343,13 @@ class Escalator:
     ) -> None:
         """Render ``template`` and queue it; a broken template is recorded, never raised."""
         if not to:
-            session.add(
-                new_event(
-                    ticket,
-                    now,
-                    "mail_not_sent",
-                    "system",
-                    {"kind": template, "reason": "nobody to send it to"},
-                )
-            )
+            session.add(mail_not_sent(ticket, template, "nobody to send it to", now))
             return
-        try:
-            rendered = render(template, language, context, folder=self.template_folder)
-        except TemplateError as exc:
-            # A broken custom template must not stop the escalation itself.
-            logger.error("template %s failed for %s: %s", template, ticket.ref, exc)
-            session.add(
-                new_event(
-                    ticket,
-                    now,
-                    "mail_not_sent",
-                    "system",
-                    {"kind": template, "reason": f"template error: {exc}"},
-                )
-            )
+        # A broken custom template must not stop the escalation itself.
+        rendered = render_or_record(
+            session, ticket, template, language, context, folder=self.template_folder, now=now
+        )
+        if rendered is None:
             return
         enqueue(
             session,
@@ -521,3 +503,20 @@ def _next_due(clocks: TicketClocks | None) -> datetime | None:
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+def customer_recipient(session: Session, ticket: Ticket) -> tuple[str, str]:
+    """Where mail for the customer goes: the Reply-To of their first mail, else its sender.
+
+    The acknowledgement went there (a web form's robot sends From itself, with
+    the customer in Reply-To), so every later mail to the customer does too.
+    """
+    reply_to = session.scalars(
+        select(Participant.email)
+        .where(Participant.ticket_id == ticket.id, Participant.role == Participant.REPLY_TO)
+        .order_by(Participant.id)
+        .limit(1)
+    ).first()
+    if reply_to is not None:
+        return "", reply_to
+    return ticket.customer_name or "", ticket.customer_email

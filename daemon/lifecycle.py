@@ -211,13 +211,17 @@ class TicketLifecycle:
         """An explicit escalation (an agent's ``#escalate``, or an admin): one level up."""
         if ticket.status in _CLOSED:
             raise TicketStateError(f"{ticket.ref} is {ticket.status}; reopen it first")
-        decision = escalation_triggers(
+        decisions = escalation_triggers(
             tier=ticket.tier or 1,
             category=ticket.category,
             config=self.escalator.routing,
             agent_request=reason,
-        )[0]
-        self.escalator.escalate(session, ticket, decision, now, actor=actor)
+        )
+        if not decisions:
+            raise TicketStateError(
+                f"{ticket.ref} is at tier {ticket.tier}, the last level: nobody is above it"
+            )
+        self.escalator.escalate(session, ticket, decisions[0], now, actor=actor)
 
     def close_resolved(self, session: Session, now: datetime) -> int:
         """Housekeeping: resolved tickets past the reopen window become closed."""
@@ -243,6 +247,12 @@ class TicketLifecycle:
 
 
 def severity_rose(before: str | None, after: str | None) -> bool:
-    """True when ``after`` is a higher severity than ``before``."""
+    """True when ``after`` is a higher severity than ``before``.
+
+    An unknown severity (no prediction yet) counts as ``medium``, the severity
+    the SLA policy was chosen for, so a ticket that becomes critical moves to
+    the critical policy, and one that turns out ``low`` keeps its deadlines.
+    """
     order = {"low": 0, "medium": 1, "high": 2, "critical": 3}
-    return order.get(after or "", -1) > order.get(before or "", -1) and before is not None
+    assumed = "medium"
+    return order.get((after or "").lower(), -1) > order.get((before or assumed).lower(), -1)

@@ -3,24 +3,34 @@
 from __future__ import annotations
 
 import hashlib
+import logging
+from collections.abc import Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from daemon.mail_kind import MailKind
 from daemon.parsing import ParsedMessage, parse_message
 from models import Attachment, Event, MailboxReceipt, Message, Quarantine, Ticket
+from routing import RenderedMail, TemplateError, render
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from daemon.service import MailSource
 
 __all__ = [
     "describe_error",
     "fingerprint",
+    "mail_not_sent",
     "new_event",
     "new_message",
     "new_receipt",
     "quarantine_entry",
+    "render_or_record",
 ]
+
+logger = logging.getLogger(__name__)
 
 
 def fingerprint(parsed: ParsedMessage) -> str:
@@ -92,6 +102,35 @@ def new_message(
 def new_event(ticket: Ticket, now: datetime, kind: str, actor: str, data: dict[str, Any]) -> Event:
     """One entry of the ticket's audit log."""
     return Event(ticket=ticket, at=now, kind=kind, actor=actor, data=data)
+
+
+def render_or_record(
+    session: Session,
+    ticket: Ticket,
+    template: str,
+    language: str | None,
+    context: Mapping[str, Any],
+    *,
+    folder: Path | None,
+    now: datetime,
+) -> RenderedMail | None:
+    """Render ``template``; when it fails, record ``mail_not_sent`` on the ticket and return None.
+
+    An admin's custom template can fail on one ticket only (a customer without a
+    name, an unclassified ticket): that mail is not sent, and everything else the
+    ticket needs (its owner, its deadlines, its other mails) still happens.
+    """
+    try:
+        return render(template, language, context, folder=folder)
+    except TemplateError as exc:
+        logger.error("template %s failed for %s: %s", template, ticket.ref, exc)
+        session.add(mail_not_sent(ticket, template, f"template error: {exc}", now))
+        return None
+
+
+def mail_not_sent(ticket: Ticket, template: str, reason: str, now: datetime) -> Event:
+    """The event that says a mail the ticket called for was not written, and why."""
+    return new_event(ticket, now, "mail_not_sent", "system", {"kind": template, "reason": reason})
 
 
 def quarantine_entry(

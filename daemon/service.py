@@ -350,6 +350,12 @@ class IntakeService:
             logger.warning("a group insert failed; storing its %d mails one by one", len(group))
             if batch.triage is not None:
                 batch.triage.forget(session)
+            # The savepoint took the group's messages with it: forget them, or the
+            # one-by-one pass would take each mail for a duplicate of itself.
+            for i in group:
+                mail = parsed[i]
+                assert not isinstance(mail, Exception)
+                batch.known.reload(session, mail.message_id)
             for i in group:
                 raw, source = items[i]
                 results[i] = replace(
@@ -416,6 +422,7 @@ class IntakeService:
                 raise
             except Exception as exc:
                 logger.exception("mail %s could not be processed; quarantining it", source)
+                batch.known.reload(session, parsed.message_id)  # its rows were rolled back
                 with session.begin_nested():
                     return self._quarantine(session, raw, source, "error", describe_error(exc))
         raise AssertionError("unreachable")  # pragma: no cover
@@ -616,11 +623,18 @@ class IntakeService:
         return ticket
 
     def _new_participants(self, parsed: ParsedMessage, sender: str) -> list[tuple[str, str]]:
-        people = [(sender, "customer")]
-        for address in (*parsed.to, *parsed.cc):
-            if address.email not in self._config.own_addresses and address.email != sender:
-                people.append((address.email, "cc"))
-        return list(dict(people).items())
+        people = {sender: "customer"}
+        # Our acknowledgement goes to the first Reply-To (a web form's robot sends
+        # the mail, the customer is in Reply-To): the customer's replies come from
+        # there, and later mail to the customer goes there too.
+        for role, addresses in (
+            (Participant.REPLY_TO, parsed.reply_to),
+            ("cc", (*parsed.to, *parsed.cc)),
+        ):
+            for address in addresses:
+                if address.email not in self._config.own_addresses:
+                    people.setdefault(address.email, role)
+        return list(people.items())
 
     def _note_follow_up(
         self,

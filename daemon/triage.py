@@ -21,10 +21,10 @@ from sqlalchemy.orm import Session
 from daemon.mail_kind import MailKind
 from daemon.outbox import OutboxConfig, enqueue, forget_flood_counts, preload_flood_counts
 from daemon.parsing import ParsedMessage
-from daemon.records import new_event
+from daemon.records import new_event, render_or_record
 from daemon.ticket_sla import SlaBook
 from models import RoutingState, Ticket
-from routing import BusinessCalendar, RoutingConfig, RoutingDecision, TicketFacts, render, route
+from routing import BusinessCalendar, RoutingConfig, RoutingDecision, TicketFacts, route
 from routing.sla import Deadline, Deadlines, compute_deadlines
 from routing.ticket_clocks import TicketClocks
 
@@ -230,7 +230,9 @@ class TriageBatch:
         calendar: BusinessCalendar,
         now: datetime,
     ) -> None:
-        rendered = render(
+        rendered = render_or_record(
+            session,
+            ticket,
             decision.ack_template,
             ticket.language or "en",
             {
@@ -245,7 +247,10 @@ class TriageBatch:
                 "signature": None,
             },
             folder=self.triage.template_folder,
+            now=now,
         )
+        if rendered is None:
+            return
         # Answers go where the customer asked for them (Reply-To), else to the sender.
         reply_to = parsed.reply_to[0] if parsed.reply_to else parsed.from_addr
         if reply_to is None:
@@ -308,7 +313,9 @@ class TriageBatch:
                     .limit(_PREVIOUS_TICKETS)
                 ).all()
             ]
-        rendered = render(
+        rendered = render_or_record(
+            session,
+            ticket,
             "assignment_notice",
             team.language or "en",
             {
@@ -333,7 +340,10 @@ class TriageBatch:
                 "time_zone": calendar.time_zone.key,
             },
             folder=self.triage.template_folder,
+            now=now,
         )
+        if rendered is None:
+            return
         mail = enqueue(
             session,
             ticket=ticket,

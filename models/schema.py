@@ -151,7 +151,11 @@ class Participant(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
     email: Mapped[str] = mapped_column(String(320), index=True)
-    role: Mapped[str] = mapped_column(String(16))  # customer | cc
+    role: Mapped[str] = mapped_column(String(16))  # customer | cc | reply_to
+
+    REPLY_TO: ClassVar[str] = "reply_to"
+    """The role of an address the customer's first mail named in Reply-To: our mail to
+    the customer goes there, and its replies count as the customer's."""
 
     ticket: Mapped[Ticket] = relationship(back_populates="participants")
 

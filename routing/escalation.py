@@ -75,9 +75,13 @@ def next_level(
 
 def _up_one(
     trigger: Trigger, tier: int, category: str | None, config: RoutingConfig, why: str
-) -> EscalationDecision:
+) -> EscalationDecision | None:
     level = next_level(tier, category, config)
     if level is None:
+        if trigger != "deadline":
+            # Nobody is above the resolution lead, and nothing is late yet: the
+            # owner keeps the ticket (and hears of the customer's mail as usual).
+            return None
         return EscalationDecision(
             trigger, tier, None, None, f"{why}; no level above tier 4: breach reported to admins"
         )
@@ -116,8 +120,10 @@ def escalation_triggers(
     - ``agent_request``: an agent's ``#escalate`` with its reason ("" for none): one level up.
     - ``deadline_passed``: the kind of deadline that passed: one level up.
 
-    One level up from tier 4 is a breach (``to_tier`` None). Sorted highest
-    target first (a breach highest of all), then by the trigger order above.
+    A deadline passed at tier 4 is a breach (``to_tier`` None); the other
+    triggers have nowhere to go from tier 4 and call for nothing (only a late
+    ticket is a breach). Sorted highest target first (a breach highest of
+    all), then by the trigger order above.
     """
     found: list[EscalationDecision] = []
     if ESCALATION_REQUEST_SIGNAL in signals:
@@ -133,17 +139,19 @@ def escalation_triggers(
         )
         if decision is not None:
             found.append(decision)
+    raised: list[EscalationDecision | None] = []
     if agent_request is not None:
         why = "an agent escalated" + (f": {agent_request.strip()}" if agent_request.strip() else "")
-        found.append(_up_one("agent_request", tier, category, config, why))
+        raised.append(_up_one("agent_request", tier, category, config, why))
     if deadline_passed is not None:
         why = f"the {deadline_passed.replace('_', ' ')} deadline passed at tier {tier}"
-        found.append(_up_one("deadline", tier, category, config, why))
+        raised.append(_up_one("deadline", tier, category, config, why))
     limit = config.routing.escalate_unanswered_after
     count = unanswered_customer_messages
     if limit and count and count % limit == 0:
         why = f"{count} customer messages without an agent reply"
-        found.append(_up_one("unanswered", tier, category, config, why))
+        raised.append(_up_one("unanswered", tier, category, config, why))
+    found.extend(decision for decision in raised if decision is not None)
 
     def priority(decision: EscalationDecision) -> tuple[int, int]:
         target = _TOP_TIER + 1 if decision.to_tier is None else decision.to_tier

@@ -91,6 +91,7 @@ __all__ = [
     "check_templates",
     "render",
     "sample_context",
+    "sparse_context",
 ]
 
 TEMPLATE_NAMES: tuple[str, ...] = (
@@ -312,6 +313,10 @@ def render(
             html = _block(html_template, "body", variables).strip() + "\n"
     except (JinjaTemplateError, TemplateError) as exc:
         raise TemplateError(f"{template.name}: {exc}") from None
+    except Exception as exc:
+        # An admin's template can do arithmetic on a missing value or call a
+        # method the sandbox allows: that is a broken template, not a crash.
+        raise TemplateError(f"{template.name}: {type(exc).__name__}: {exc}") from None
     return RenderedMail(subject, text, html, used_language, template.name or "")
 
 
@@ -385,10 +390,38 @@ def sample_context(name: str) -> dict[str, Any]:
     return {**common, **specific.get(name, {})}
 
 
+# What real tickets often lack: a sender without a display name, no prediction,
+# no deadline, no owner, no history. A template must render for them too.
+_SPARSE_VALUES: dict[str, Any] = {
+    "subject": "",
+    "customer_name": "",
+    "category": None,
+    "category_confidence": None,
+    "severity": None,
+    "severity_confidence": None,
+    "signals": [],
+    "deadline": None,
+    "assignee_name": None,
+    "assignee": None,
+    "previous_tickets": [],
+    "history": [],
+    "remaining": None,
+    "overdue": None,
+    "response_time": None,
+}
+
+
+def sparse_context(name: str) -> dict[str, Any]:
+    """:func:`sample_context` with every value real tickets may lack taken away."""
+    sample = sample_context(name)
+    return {**sample, **{key: value for key, value in _SPARSE_VALUES.items() if key in sample}}
+
+
 def check_templates(folder: Path) -> list[str]:
     """Problems with an admin's template folder, as ``file: what is wrong`` lines.
 
-    Every ``*.j2`` file is compiled and rendered with :func:`sample_context`;
+    Every ``*.j2`` file is compiled and rendered with :func:`sample_context`
+    and again with :func:`sparse_context` (no name, unclassified, no deadline);
     text templates need ``subject`` and ``body`` blocks, HTML ones ``body``.
     """
     if not folder.is_dir():
@@ -402,14 +435,26 @@ def check_templates(folder: Path) -> list[str]:
                 f"{path.name}: name it <template>.<language>.j2 (e.g. acknowledgement.de.j2)"
             )
             continue
-        variables = {**_OPTIONAL, **sample_context(match["name"]), "lang": match["lang"]}
         blocks = ("body",) if match["html"] else ("subject", "body")
-        try:
-            template = environment.get_template(path.name)
-            for block in blocks:
-                _block(template, block, variables)
-        except TemplateSyntaxError as exc:
-            problems.append(f"{path.name}:{exc.lineno}: {exc.message}")
-        except (JinjaTemplateError, TemplateError) as exc:
-            problems.append(f"{path.name}: {exc}")
+        for label, context in (
+            ("", sample_context(match["name"])),
+            (
+                " (for a ticket with no name, no prediction, no deadline)",
+                sparse_context(match["name"]),
+            ),
+        ):
+            variables = {**_OPTIONAL, **context, "lang": match["lang"]}
+            try:
+                template = environment.get_template(path.name)
+                for block in blocks:
+                    _block(template, block, variables)
+            except TemplateSyntaxError as exc:
+                problems.append(f"{path.name}:{exc.lineno}: {exc.message}")
+                break
+            except (JinjaTemplateError, TemplateError) as exc:
+                problems.append(f"{path.name}{label}: {exc}")
+                break
+            except Exception as exc:
+                problems.append(f"{path.name}{label}: {type(exc).__name__}: {exc}")
+                break
     return problems

@@ -17,8 +17,10 @@ import pytest
 from sqlalchemy import select
 
 from daemon.app import Application
+from daemon.lifecycle import TicketStateError
 from daemon.service import IngestOutcome
 from models import Event, OutboxMail, Ticket
+from routing import RoutingConfig, default_routing_config
 from tests.support.app_factory import activate_model, build_app, train_small_model
 from tests.support.mail_factory import complaint, reply_to
 
@@ -87,6 +89,18 @@ def _address(recipients: list[str]) -> str:
 def _sweep(app: Application, at: datetime) -> dict[str, list[str]]:
     assert app.sweep is not None
     return app.sweep.run(at).actions
+
+
+def _critical_follow_up(app: Application, ref: str | None) -> None:
+    app.service.ingest(
+        reply_to(
+            b"",
+            sender="carla@shop.example",
+            subject=f"Re: [{ref}]",
+            body="The charger you sold me caught fire last night and burned my hand. My lawyer "
+            "will contact you and I am reporting this to the consumer safety authority.\n",
+        )
+    )
 
 
 def _open(app: Application, clock: Clock) -> str:
@@ -306,6 +320,166 @@ def test_admin_escalation_from_the_cli_functions(app: Application, clock: Clock)
     assert "VIP is furious" in notice.body_text
 
 
+def _at_tier_four(app: Application, ref: str | None) -> None:
+    assert app.lifecycle is not None
+    for _ in range(3):  # an admin moves it up by hand: tier 1 → 4
+        with app.sessions.begin() as session:
+            ticket = session.scalars(select(Ticket).where(Ticket.ref == ref)).one()
+            app.lifecycle.escalate(session, ticket, MONDAY, "lead@example.com", "VIP")
+    assert _ticket(app, ref).tier == 4
+
+
+def test_at_tier_four_unanswered_mail_reaches_the_owner_and_only_a_deadline_is_a_breach(
+    app: Application, clock: Clock
+) -> None:
+    ref = _open(app, clock)
+    _at_tier_four(app, ref)
+    for minute, body in ((5, "Hello?\n"), (10, "Third mail: my kitchen is flooded, call me\n")):
+        clock.now = MONDAY + timedelta(minutes=minute)
+        app.service.ingest(
+            reply_to(b"", sender="carla@shop.example", subject=f"Re: [{ref}]", body=body)
+        )
+    # Nobody is above tier 4: the unanswered mails stay with the resolution lead.
+    notices = _mails(app, ref, "follow_up_notice")
+    assert len(notices) == 2 and "kitchen is flooded" in notices[-1].body_text
+    assert _mails(app, ref, "breach_report") == [] and _events(app, ref, "breach") == []
+    assert _ticket(app, ref).breach_reported_at is None
+    # An explicit escalation has nowhere to go either, and says so.
+    assert app.lifecycle is not None
+    with app.sessions.begin() as session, pytest.raises(TicketStateError, match="last level"):
+        ticket = session.scalars(select(Ticket).where(Ticket.ref == ref)).one()
+        app.lifecycle.escalate(session, ticket, clock.now, "lead@example.com", "help")
+    # The real breach, when the deadline passes, is reported to the admins once.
+    due = _ticket(app, ref).first_response_due_at
+    assert due is not None
+    assert _sweep(app, due + timedelta(minutes=1)) == {ref: ["breach:first_response"]}
+    assert len(_mails(app, ref, "breach_report")) == 1
+    [breach] = _events(app, ref, "breach")
+    assert breach.data["trigger"] == "deadline" and breach.data["reported_to"]
+
+
+def test_replies_from_the_reply_to_address_are_the_customers(
+    app: Application, clock: Clock
+) -> None:
+    # A web form sends the mail itself; the customer is in Reply-To.
+    opened = app.service.ingest(
+        complaint(
+            sender="forms@webform.example",
+            name="Shop contact form",
+            subject="Broken blender",
+            headers={"Reply-To": "Carla Diaz <carla@home.example>"},
+        )
+    )
+    ref = opened.ticket_ref
+    [ack] = _mails(app, ref, "acknowledgement")
+    assert _address(ack.to_addresses) == "carla@home.example"
+    assert app.lifecycle is not None
+    with app.sessions.begin() as session:
+        ticket = session.scalars(select(Ticket).where(Ticket.ref == ref)).one()
+        app.lifecycle.resolve(session, ticket, MONDAY + timedelta(hours=1), "dora@example.com")
+    clock.now = MONDAY + timedelta(days=2)
+    answer = app.service.ingest(
+        reply_to(
+            b"",
+            sender="carla@home.example",
+            subject=f"Re: Broken blender [{ref}]",
+            body="It is broken again!\n",
+            references=[ack.message_id],
+        )
+    )
+    assert answer.ticket_ref == ref
+    ticket = _ticket(app, ref)
+    assert ticket.status == "open" and ticket.next_response_due_at is not None
+    assert len(_events(app, ref, "reopened")) == 1
+    # Mail to the customer goes where the acknowledgement went.
+    due = ticket.first_response_due_at or ticket.next_response_due_at
+    assert due is not None
+    _sweep(app, due + timedelta(minutes=1))
+    [note] = _mails(app, ref, "customer_escalation_note")
+    assert _address(note.to_addresses) == "carla@home.example"
+
+
+def test_a_ticket_without_a_severity_that_turns_critical_gets_the_critical_policy(
+    tmp_path: Path, tmp_db_url: str, monkeypatch: pytest.MonkeyPatch, clock: Clock
+) -> None:
+    app = build_app(
+        tmp_db_url,
+        monkeypatch,
+        clock=clock,
+        base_dir=tmp_path,
+        classifier={"train_on_first_run": False, "model_dir": str(tmp_path / "models")},
+    )
+    try:
+        ref = _open(app, clock)  # no model yet: no prediction
+        assert _ticket(app, ref).severity is None
+        activate_model(app, train_small_model(), tmp_path / "models")
+        clock.now = MONDAY + timedelta(hours=1)
+        _critical_follow_up(app, ref)
+        ticket = _ticket(app, ref)
+        assert (ticket.severity, ticket.tier, ticket.sla_policy) == ("critical", 3, "critical")
+        assert ticket.first_response_due_at == clock.now + timedelta(hours=1)
+        [change] = _events(app, ref, "sla_policy_changed")
+        assert change.data["to"] == "critical"
+    finally:
+        app.close()
+
+
+def _app_with_templates(
+    tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch, clock: Clock, **files: str
+) -> Application:
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    for name, text in files.items():
+        (folder / f"{name}.en.j2").write_text(text, encoding="utf-8")
+    document = default_routing_config().model_dump()
+    document["templates"] = {"folder": str(folder)}
+    return build_app(
+        db_url,
+        monkeypatch,
+        clock=clock,
+        base_dir=tmp_path,
+        routing_config=RoutingConfig.model_validate(document),
+    )
+
+
+def test_a_custom_template_that_fails_for_one_ticket_costs_only_that_mail(
+    tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch, clock: Clock
+) -> None:
+    app = _app_with_templates(
+        tmp_path,
+        db_url,
+        monkeypatch,
+        clock,
+        # Fine for a named sender; an error for one without a display name.
+        acknowledgement="{% block subject %}Re: {{ subject }} [{{ ref }}]{% endblock %}"
+        "{% block body %}Dear {{ customer_name.split()[0] }},\nwe got it.{% endblock %}",
+        # Arithmetic on a confidence an unclassified ticket does not have.
+        escalation_notice="{% block subject %}[{{ ref }}] tier {{ to_tier }}{% endblock %}"
+        "{% block body %}{{ (category_confidence * 100)|round }} % sure{% endblock %}",
+    )
+    try:
+        named = app.service.ingest(complaint(sender="carla@shop.example", name="Carla Diaz"))
+        bare = app.service.ingest(complaint(sender="bob@shop.example", name=""))
+        assert [m.kind for m in _mails(app, named.ticket_ref, "acknowledgement")] == [
+            "acknowledgement"
+        ]
+        ticket = _ticket(app, bare.ticket_ref)
+        # Routed, owned and on the clock all the same; only its acknowledgement is missing.
+        assert ticket.tier == 1 and ticket.assignee and ticket.sla_check_at is not None
+        assert [m.kind for m in _mails(app, bare.ticket_ref)] == ["assignment_notice"]
+        [skipped] = _events(app, bare.ticket_ref, "mail_not_sent")
+        assert skipped.data["kind"] == "acknowledgement"
+        # The escalation happens even though its notice cannot be written.
+        assert ticket.first_response_due_at is not None
+        actions = _sweep(app, ticket.first_response_due_at + timedelta(minutes=1))
+        assert actions.get(ticket.ref or "") == ["escalated:first_response"]
+        assert _ticket(app, bare.ticket_ref).tier == 2
+        kinds = {e.data["kind"] for e in _events(app, bare.ticket_ref, "mail_not_sent")}
+        assert kinds == {"acknowledgement", "escalation_notice"}
+    finally:
+        app.close()
+
+
 # -- triggers that need the classifier's signals ------------------------------------
 
 
@@ -382,15 +556,7 @@ def test_severity_rising_to_critical_goes_to_supervisors_under_the_critical_poli
     before = _ticket(app, ref)
     assert before.severity != "critical"
     clock.now = MONDAY + timedelta(hours=1)
-    app.service.ingest(
-        reply_to(
-            b"",
-            sender="carla@shop.example",
-            subject=f"Re: [{ref}]",
-            body="The charger you sold me caught fire last night and burned my hand. My lawyer "
-            "will contact you and I am reporting this to the consumer safety authority.\n",
-        )
-    )
+    _critical_follow_up(app, ref)
     ticket = _ticket(app, ref)
     assert ticket.severity == "critical"
     assert ticket.tier == 3

@@ -110,5 +110,14 @@ def test_the_highest_target_comes_first() -> None:
     ]
     assert [d.to_tier for d in decisions] == [3, 3, 2, 2]
     at_the_top = _triggers(4, deadline_passed="resolution", agent_request="help")
-    assert [d.trigger for d in at_the_top] == ["agent_request", "deadline"]
+    assert [d.trigger for d in at_the_top] == ["deadline"]
     assert all(d.breach for d in at_the_top)
+
+
+def test_at_the_top_only_a_passed_deadline_is_a_breach() -> None:
+    # Nobody is above tier 4: an agent's request, unanswered mail, a customer
+    # asking for a manager call for nothing; the owner keeps the ticket.
+    assert _triggers(4, agent_request="please help") == ()
+    assert _triggers(4, unanswered_customer_messages=3) == ()
+    assert _triggers(4, signals=("escalation_request",)) == ()
+    assert _triggers(3, agent_request="") != ()

@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from routing.errors import TemplateError
-from routing.templates import TEMPLATE_NAMES, check_templates, render, sample_context
+from routing.templates import (
+    TEMPLATE_NAMES,
+    check_templates,
+    render,
+    sample_context,
+    sparse_context,
+)
 from routing.text import (
     clean_subject,
     format_by,
@@ -67,16 +73,16 @@ def test_acknowledgement_subject_is_a_reply_with_the_reference() -> None:
 @pytest.mark.parametrize(
     ("language", "expected"),
     [
-        ("en", "We will reply by Tuesday 24 November, 13:00 (your time zone: Europe/Budapest)."),
+        ("en", "We will reply by Tuesday 24 November, 13:00 (time in Europe/Budapest)."),
         (
             "de",
             "Sie erhalten unsere Antwort bis Dienstag, 24. November, 13:00 Uhr "
-            "(Ihre Zeitzone: Europe/Budapest).",
+            "(Zeitzone Europe/Budapest).",
         ),
         (
             "hu",
             "Válaszunkra legkésőbb november 24-én (kedden) 13:00-ig számíthat "
-            "(az Ön időzónája szerint: Europe/Budapest).",
+            "(Europe/Budapest szerinti idő).",
         ),
     ],
 )
@@ -227,6 +233,32 @@ def test_check_templates_reports_problems(tmp_path: Path) -> None:
     assert problems[2] == "escalation_notice.en.j2: 'nope' is undefined"
     assert problems[3] == "sla_warning.en.j2: has no {% block body %}"
     assert check_templates(tmp_path / "missing") == [f"{tmp_path / 'missing'}: not a folder"]
+
+
+def test_check_templates_renders_for_a_sparse_ticket_too(tmp_path: Path) -> None:
+    # Fine for the sample customer; broken for a sender without a name or an
+    # unclassified ticket, which real mail brings every day.
+    _write(
+        tmp_path,
+        "acknowledgement.en.j2",
+        "{% block subject %}x{% endblock %}{% block body %}Dear {{ customer_name.split()[0] }}"
+        "{% endblock %}",
+    )
+    _write(
+        tmp_path,
+        "assignment_notice.en.j2",
+        "{% block subject %}x{% endblock %}{% block body %}{{ (category_confidence * 100)|round }}"
+        "{% endblock %}",
+    )
+    problems = check_templates(tmp_path)
+    assert len(problems) == 2, problems
+    assert all("for a ticket with no name, no prediction, no deadline" in p for p in problems)
+    assert problems[1].endswith(
+        "TypeError: unsupported operand type(s) for *: 'NoneType' and 'int'"
+    )
+    # render() reports the same failures as TemplateError, never as a crash.
+    with pytest.raises(TemplateError, match="TypeError"):
+        render("assignment_notice", "en", sparse_context("assignment_notice"), folder=tmp_path)
 
 
 # ---------------------------------------------------------------- text helpers

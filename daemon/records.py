@@ -34,10 +34,17 @@ logger = logging.getLogger(__name__)
 
 
 def fingerprint(parsed: ParsedMessage) -> str:
-    """What makes two mails with one Message-ID the same mail: sender, subject, date, text."""
+    """What makes two mails with one Message-ID the same mail.
+
+    Sender, subject, date, text and the attachments' contents: a second mail
+    that reuses a Message-ID with another attachment is another mail, and kept.
+    """
     sender = parsed.from_addr.email if parsed.from_addr else ""
     date = parsed.date.isoformat() if parsed.date else ""
-    material = "\x1f".join((sender, parsed.subject, date, parsed.full_text))
+    parts = [sender, parsed.subject, date, parsed.full_text]
+    if parsed.attachments:  # mails without attachments keep the fingerprint they always had
+        parts.append(",".join(item.sha256 for item in parsed.attachments))
+    material = "\x1f".join(parts)
     return hashlib.sha256(material.encode("utf-8", "surrogatepass")).hexdigest()
 
 

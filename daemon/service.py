@@ -43,6 +43,7 @@ from models import (
     Quarantine,
     RawMessage,
     Ticket,
+    is_outage,
 )
 
 if TYPE_CHECKING:
@@ -344,9 +345,9 @@ class IntakeService:
                     # down the one-by-one path, where each triage is isolated.
                     self._run_triage(session, batch, ticket, mail, isolated=False)
                 session.flush()
-        except OperationalError:
-            raise
-        except Exception:
+        except Exception as exc:
+            if isinstance(exc, OperationalError) and is_outage(exc):
+                raise
             logger.warning("a group insert failed; storing its %d mails one by one", len(group))
             if batch.triage is not None:
                 batch.triage.forget(session)
@@ -418,9 +419,9 @@ class IntakeService:
             except _RejectionError as exc:
                 with session.begin_nested():
                     return self._quarantine(session, raw, source, "rejected", str(exc))
-            except OperationalError:
-                raise
             except Exception as exc:
+                if isinstance(exc, OperationalError) and is_outage(exc):
+                    raise
                 logger.exception("mail %s could not be processed; quarantining it", source)
                 batch.known.reload(session, parsed.message_id)  # its rows were rolled back
                 with session.begin_nested():
@@ -522,9 +523,9 @@ class IntakeService:
                     previous_severity=previous_severity,
                     text=parsed.text,
                 )
-        except OperationalError:
-            raise
         except Exception as exc:
+            if isinstance(exc, OperationalError) and is_outage(exc):
+                raise
             logger.exception("follow-up handling of %s failed; the mail is stored", ticket.ref)
             session.add(new_event(ticket, now, "follow_up_failed", "system", {"error": str(exc)}))
 
@@ -550,9 +551,9 @@ class IntakeService:
         try:
             with session.begin_nested():
                 batch.triage.new_ticket(session, ticket, parsed, kind, now)
-        except OperationalError:
-            raise
         except Exception as exc:
+            if isinstance(exc, OperationalError) and is_outage(exc):
+                raise
             # The ticket is stored either way; an admin sees why it has no owner.
             logger.exception("triage of %s failed; the ticket stays unrouted", ticket.ref)
             batch.triage.forget(session)
@@ -588,11 +589,9 @@ class IntakeService:
             if tagged_id is not None:
                 tagged = (tagged_id, self._participants(session, tagged_id))
         candidates = MatchCandidates(existing_signed, referenced, tagged, tag)
-        if kind is MailKind.BOUNCE and not existing_signed and referenced:
-            # A bounce comes from a mail server, never a participant: the
-            # bounced mail's own Message-ID is proof enough.
-            first = next(iter(referenced))
-            return TicketMatch(first, "bounce of a mail on this ticket")
+        # A bounce joins a ticket only through a reference we signed: the mail
+        # that bounced was ours, and ours carry one. Anyone can write a "bounce"
+        # naming a customer's Message-ID.
         return match_ticket(sender, candidates)
 
     @staticmethod
@@ -659,7 +658,10 @@ class IntakeService:
             known = self._participants(session, ticket.id)
             for email, role in self._new_participants(parsed, sender):
                 if email not in known:
-                    session.add(Participant(ticket_id=ticket.id, email=email, role=role))
+                    # Only the opening mail says where the customer wants answers;
+                    # a later Reply-To must not redirect the customer's mail.
+                    kept = "cc" if role == Participant.REPLY_TO else role
+                    session.add(Participant(ticket_id=ticket.id, email=email, role=kept))
 
     def _record_duplicate(
         self, session: Session, message: KnownMessage, source: MailSource | None

@@ -1,6 +1,6 @@
 """The SQLAlchemy data model and its Alembic migrations."""
 
-from models.database import create_database_engine, session_factory, upgrade_schema
+from models.database import create_database_engine, is_outage, session_factory, upgrade_schema
 from models.schema import (
     Attachment,
     Base,
@@ -34,6 +34,7 @@ __all__ = [
     "RoutingState",
     "Ticket",
     "create_database_engine",
+    "is_outage",
     "session_factory",
     "upgrade_schema",
 ]

@@ -13,9 +13,10 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["create_database_engine", "session_factory", "upgrade_schema"]
+__all__ = ["create_database_engine", "is_outage", "session_factory", "upgrade_schema"]
 
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -148,3 +149,24 @@ def _alembic_config(engine: Engine) -> Config:
 def upgrade_schema(engine: Engine, revision: str = "head") -> None:
     """Bring the database schema up to ``revision`` (idempotent)."""
     command.upgrade(_alembic_config(engine), revision)
+
+
+# SQLSTATE classes (PostgreSQL) that say "try again later", not "this row is bad":
+# connection exceptions, serialization failures and deadlocks, insufficient
+# resources, an administrator's shutdown or cancel, a lock not available.
+_TRANSIENT_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "57", "58"})
+_TRANSIENT_SQLSTATES = frozenset({"55P03", "55006"})
+
+
+def is_outage(exc: OperationalError) -> bool:
+    """True when ``exc`` means the database is unavailable, not that one statement is bad.
+
+    SQLAlchemy reports both as ``OperationalError``: a dropped connection or a
+    deadlock (retry the whole batch later) and, on PostgreSQL, a value one mail
+    brought that no retry will fix (an index row over the size limit, SQLSTATE
+    54000). SQLite's operational errors (locked, disk I/O, full) are all outages.
+    """
+    state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    if not isinstance(state, str) or len(state) != 5:
+        return True  # no SQLSTATE: a driver-level failure such as a lost connection
+    return state[:2] in _TRANSIENT_SQLSTATE_CLASSES or state in _TRANSIENT_SQLSTATES

@@ -58,9 +58,14 @@ def _value(headers: RawHeaders, name: str) -> str:
     return single_line(unfold(raw), 200).lower() if raw is not None else ""
 
 
+_COMMENT_RE = re.compile(r"\([^()]*\)")
+
+
 def _token(value: str) -> str:
-    """First token of a header value, without parameters or (comments)."""
-    return value.split(";", 1)[0].split("(", 1)[0].strip()
+    """First token of a header value, without parameters or (comments), wherever they are."""
+    for _ in range(3):  # comments nest; three levels is more than any mailer writes
+        value = _COMMENT_RE.sub(" ", value)
+    return value.split(";", 1)[0].strip()
 
 
 def classify_automatic(
@@ -100,6 +105,12 @@ def classify_automatic(
     auto = _auto_submitted(headers, subject, is_mdn=is_mdn)
     if auto is None and is_bounce:
         auto = "bounce"
+    # RFC 3834: an empty envelope sender marks automatic mail, and so does a
+    # mail system's own mailbox; neither is ever acknowledged.
+    if auto is None and empty_return_path:
+        auto = "return-path:<>"
+    if auto is None and localpart in _DAEMON_LOCALPARTS:
+        auto = f"from:{localpart}"
 
     precedence = _token(_value(headers, "precedence"))
     is_list = precedence == "list" or any(

@@ -362,6 +362,9 @@ def _drop_elements(html: str) -> str:
     return "".join(out)
 
 
+_MAX_CONTENT_TYPE = 255
+
+
 def _content_type(part: Message) -> str:
     try:
         ctype = part.get_content_type()
@@ -369,6 +372,9 @@ def _content_type(part: Message) -> str:
         raw = RawHeaders(part).first("content-type") or ""
         token = unfold(raw).split(";", 1)[0].strip().lower()
         ctype = token if re.fullmatch(r"[\w.+-]+/[\w.+-]+", token) else "text/plain"
+    if len(ctype) > _MAX_CONTENT_TYPE:
+        # RFC 6838 caps type and subtype at 127 characters each; longer is junk.
+        return "application/octet-stream"
     return ctype.lower()
 
 

@@ -113,6 +113,10 @@ class RawHeaders:
         return found
 
     def _addresses_of(self, name: str, raw: str, defects: list[str]) -> list[Address]:
+        found = self._parse_addresses(name, raw, defects)
+        return _angle_address_wins(name, raw, found, defects)
+
+    def _parse_addresses(self, name: str, raw: str, defects: list[str]) -> list[Address]:
         simple = _simple_address(raw)
         if simple is not None:
             return _to_addresses([simple], self._hint)
@@ -137,6 +141,45 @@ class RawHeaders:
                         pairs = _names_from_comments(raw, pairs)
                     return _to_addresses(_split_bare_name(raw, pairs), self._hint)
         return _to_addresses(_fallback_pairs(raw, name, defects, self._hint), self._hint)
+
+
+_QUOTED_RE = re.compile(r'"(?:[^"\\]|\\.)*"')
+_ANGLE_ADDRESS_RE = re.compile(r"<\s*([^<>\s]+@[^<>\s]+?)\s*>")
+
+
+def _angle_address_wins(
+    name: str, raw: str, found: list[Address], defects: list[str]
+) -> list[Address]:
+    """One mailbox whose angle-bracketed address differs from what was parsed: the angle wins.
+
+    ``carla@shop.example <mallory@evil.example>`` is Mallory's mail to every mail
+    server and DMARC check (they read the address in angle brackets), while
+    lenient parsers, the standard library's among them, read Carla's. A sender
+    must be who the mail system vouched for, so the angle address is taken; a
+    mailbox with several angle addresses is ambiguous and yields none.
+    """
+    if len(found) != 1 or len(raw) > _MAX_POLICY_VALUE:
+        return found
+    outside_quotes = _QUOTED_RE.sub('""', unfold(raw))
+    # Cleaned exactly as every parsed address is, so only a real difference counts.
+    angles = list(
+        dict.fromkeys(
+            address.email
+            for address in _to_addresses(
+                [("", angle) for angle in _ANGLE_ADDRESS_RE.findall(outside_quotes)], None
+            )
+        )
+    )
+    if not angles or angles == [found[0].email]:
+        return found
+    if len(angles) > 1:
+        defects.append(f"{name}: several addresses in angle brackets in one mailbox; none used")
+        return []
+    defects.append(
+        f"{name}: the text before <{angles[0]}> looks like another address; "
+        "the address in angle brackets is used"
+    )
+    return [Address(email=angles[0], name="")]
 
 
 _ENCODED_NAME_ADDRESS_RE = re.compile(
@@ -300,6 +343,11 @@ def _clean_id(inner: str) -> str:
     if has_surrogates(inner):
         inner = decode_header_bytes(inner.encode("utf-8", "surrogateescape"))
     inner = single_line(_ID_JUNK_RE.sub("", inner), _MAX_ID - 2)
+    # Bytes, not characters: ids are indexed, and an index entry has a size limit
+    # (PostgreSQL: 2,704 bytes) that 996 non-ASCII characters would pass.
+    encoded = inner.encode("utf-8")
+    if len(encoded) > _MAX_ID - 2:
+        inner = encoded[: _MAX_ID - 2].decode("utf-8", "ignore")
     return f"<{inner}>" if inner else ""
 
 
@@ -355,4 +403,9 @@ def parse_date(raw: str | None) -> datetime | None:
         return None
     if value.tzinfo is None or value.utcoffset() is None:
         value = value.replace(tzinfo=UTC)
+    try:
+        # Year 9999 at -23:59 is past the end of time once in UTC: no date, not a crash.
+        value.astimezone(UTC)
+    except OverflowError:
+        return None
     return value

@@ -137,6 +137,14 @@ def pg_url(pg_cluster: PostgresCluster) -> Iterator[str]:
     pg_cluster.drop_database(dbname)
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_db_url: str) -> str:
+    """The test runs twice: on a SQLite file and on a private PostgreSQL database."""
+    if request.param == "postgres":
+        return str(request.getfixturevalue("pg_url"))
+    return tmp_db_url
+
+
 @pytest.fixture
 def tmp_db_url(tmp_path: Path) -> str:
     """SQLAlchemy URL of a SQLite file (not yet created) in the test's tmp_path."""

@@ -43,13 +43,6 @@ def clock() -> Clock:
     return Clock(MONDAY)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request: pytest.FixtureRequest, tmp_db_url: str) -> str:
-    if request.param == "postgres":
-        return str(request.getfixturevalue("pg_url"))
-    return tmp_db_url
-
-
 @pytest.fixture
 def app(
     tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch, clock: Clock

@@ -28,13 +28,6 @@ from tests.support.mail_factory import complaint
 MONDAY = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request: pytest.FixtureRequest, tmp_db_url: str) -> str:
-    if request.param == "postgres":
-        return str(request.getfixturevalue("pg_url"))
-    return tmp_db_url
-
-
 @pytest.fixture
 def app(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Application]:
     application = build_app(db_url, monkeypatch, clock=lambda: MONDAY, base_dir=tmp_path)

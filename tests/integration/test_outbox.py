@@ -66,14 +66,6 @@ class FakeClock:
         return self.now
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request: pytest.FixtureRequest, tmp_db_url: str) -> str:
-    """Tests taking ``db_url`` run on SQLite and on a private PostgreSQL cluster."""
-    if request.param == "postgres":
-        return str(request.getfixturevalue("pg_url"))
-    return tmp_db_url
-
-
 def _database(url: str, *, upgrade: bool = True) -> sessionmaker[Session]:
     engine = create_database_engine(url)
     if upgrade:

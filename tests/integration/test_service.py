@@ -17,14 +17,6 @@ from tests.support.app_factory import TEST_SECRET, build_app
 from tests.support.mail_factory import complaint, reply_to
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request: pytest.FixtureRequest, tmp_db_url: str) -> str:
-    """Every service test runs on SQLite and on a private PostgreSQL cluster."""
-    if request.param == "postgres":
-        return str(request.getfixturevalue("pg_url"))
-    return tmp_db_url
-
-
 @pytest.fixture
 def app(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Application]:
     application = build_app(db_url, monkeypatch)

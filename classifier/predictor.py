@@ -123,15 +123,14 @@ class ComplaintClassifier:
         best = category_probs.argmax(axis=1)
         confidences = category_probs[np.arange(len(batch)), best].tolist()
         best_categories = best.tolist()
-        severities = self._severities_of(severity_probs, batch)
         languages = detect_languages(batch)
+        foreign = [self._foreign(language, confidence) for language, confidence in languages]
+        severities = self._severities_of(severity_probs, batch, foreign)
         for row, index in enumerate(present):
-            language, language_confidence = languages[row]
+            language, _language_confidence = languages[row]
             category = self._categories[best_categories[row]]
             confidence = confidences[row]
-            if abstain and (
-                confidence < self._abstain_below or self._foreign(language, language_confidence)
-            ):
+            if abstain and (confidence < self._abstain_below or foreign[row]):
                 category = UNCLASSIFIED
             severity, severity_confidence, signals = severities[row]
             predictions[index] = Prediction(
@@ -176,9 +175,18 @@ class ComplaintClassifier:
         return category, severity
 
     def _severities_of(
-        self, probabilities: np.ndarray[Any, Any] | None, texts: Sequence[str]
+        self,
+        probabilities: np.ndarray[Any, Any] | None,
+        texts: Sequence[str],
+        foreign: Sequence[bool],
     ) -> list[tuple[str, float, tuple[str, ...]]]:
-        """``(severity, confidence, signal names)`` of each text."""
+        """``(severity, confidence, signal names)`` of each text.
+
+        On the default scale, a text in a language the model was not trained on
+        gets no estimate from the model (it cannot read it: a fire reported in
+        Japanese must not come out a confident ``low``), only the default
+        severity and the signal floors.
+        """
         found = [find_signals(text) for text in texts]
         if probabilities is None or self._severities is None:
             return [(*self._rule_severity(signals), _names(signals)) for signals in found]
@@ -187,6 +195,9 @@ class ComplaintClassifier:
         best = indices.tolist()
         results = []
         for row, signals in enumerate(found):
+            if foreign[row] and self._floors_apply:  # a custom scale has no default to fall to
+                results.append((*self._rule_severity(signals), _names(signals)))
+                continue
             estimate = self._severities[best[row]]
             confidence = confidences[row]
             if self._floors_apply and not signals:
@@ -201,9 +212,11 @@ class ComplaintClassifier:
         return results
 
     def _rule_severity(self, signals: list[Signal]) -> tuple[str, float]:
-        """Severity without a severity head: the highest floor, else the default."""
+        """Severity without the model: the highest floor above the default, else the default."""
         if signals and self._floors_apply:
-            return max_severity(*(signal.floor for signal in signals)), _RULE_CONFIDENCE
+            floor = max_severity(*(signal.floor for signal in signals))
+            if severity_rank(floor) > severity_rank(DEFAULT_SEVERITY):
+                return floor, _RULE_CONFIDENCE
         return DEFAULT_SEVERITY, 0.0
 
 

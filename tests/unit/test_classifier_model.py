@@ -190,6 +190,22 @@ def test_empty_text_and_foreign_language_fall_back(trained: TrainedModel) -> Non
     )
     assert french.language == "fr"
     assert french.category == UNCLASSIFIED  # trained on en/de/hu only
+    # The model cannot read it, so it does not guess the severity either: the
+    # default, with no confidence, raised only by a signal it can recognise.
+    assert (french.severity, french.severity_confidence) == ("medium", 0.0)
+    japanese = model.predict(
+        "充電器が発火しました",
+        "御社で購入した充電器が昨夜発火し、子供が手にやけどを負いました。弁護士に相談しています。",
+    )
+    assert japanese.language == "ja" and japanese.category == UNCLASSIFIED
+    assert (japanese.severity, japanese.severity_confidence) == ("medium", 0.0)
+    spanish = model.predict(
+        "Cargador incendiado",
+        "El cargador que compré se incendió anoche y mi hijo sufrió quemaduras. "
+        "Mi abogado se pondrá en contacto con ustedes.",
+    )
+    assert spanish.category == UNCLASSIFIED
+    assert spanish.severity == "critical" and spanish.signals
 
 
 def test_signal_floor_raises_severity(trained: TrainedModel) -> None:

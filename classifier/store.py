@@ -157,8 +157,9 @@ def load_model(
     try:
         features = HashedFeatures.from_dict(payload["features"])
         heads = payload["heads"]
-        category = _head(heads["category"])
-        severity = None if heads.get("severity") is None else _head(heads["severity"])
+        blocks = (2**features.word_bits, 2**features.char_bits)
+        category = _head(heads["category"], blocks)
+        severity = None if heads.get("severity") is None else _head(heads["severity"], blocks)
         trained_at = datetime.fromisoformat(str(payload["trained_at"]))
         languages = [str(code) for code in payload.get("languages") or []]
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -184,9 +185,17 @@ def _head_payload(head: Head) -> dict[str, Any]:
     }
 
 
-def _head(value: Any) -> Head:
-    classes = tuple(str(label) for label in value["classes"])
+def _head(value: Any, blocks: tuple[int, ...]) -> Head:
+    """A head from its stored arrays; ``blocks`` are the feature blocks' sizes it must fit."""
+    if not all(isinstance(label, str) and label for label in value["classes"]):
+        raise ValueError("class labels must be non-empty strings")
+    classes = tuple(value["classes"])
+    if len(set(classes)) != len(classes) or len(classes) < 2:
+        raise ValueError("a head needs two or more distinct class labels")
     idf = tuple(np.asarray(vector, dtype=np.float32) for vector in value["idf"])
+    if tuple(len(vector) for vector in idf) != blocks:
+        sizes = [len(vector) for vector in idf]
+        raise ValueError(f"the head's idf blocks {sizes} do not match the features {list(blocks)}")
     columns = np.asarray(value["columns"], dtype=np.int32)
     weights = np.asarray(value["weights"], dtype=np.float32)
     intercept = np.asarray(value["intercept"], dtype=np.float64)

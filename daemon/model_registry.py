@@ -104,6 +104,7 @@ class ModelRegistry:
         row = self._session.get(ModelVersion, version)
         if row is None:
             raise RegistryError(f"no model version {version!r} (see: complaintd model list)")
+        _check_loadable(row)
         self._deactivate_all()
         row.is_active = True
         row.activated_at = self._clock()
@@ -124,6 +125,7 @@ class ModelRegistry:
         ).first()
         if previous is None:
             raise RegistryError("no previously active model version to roll back to")
+        _check_loadable(previous)
         self._deactivate_all()
         if current is not None:
             current.activated_at = None  # withdrawn: the next rollback goes further back
@@ -195,3 +197,15 @@ def ensure_active_model(
 
 def _moved(saved: SavedModel, folder: Path) -> SavedModel:
     return classifier.SavedModel(folder / saved.path.name, saved.sha256, saved.card)
+
+
+def _check_loadable(row: ModelVersion) -> None:
+    """Refuse to activate a version whose files are gone or changed since registration.
+
+    Activating it would leave every daemon that starts afterwards without a
+    model (and, because an active version exists, without retraining either).
+    """
+    try:
+        classifier.load_model(Path(row.path), expected_sha256=row.sha256)
+    except classifier.ModelLoadError as exc:
+        raise RegistryError(f"model version {row.version} cannot be activated: {exc}") from None

@@ -122,6 +122,26 @@ def test_train_registers_and_activates_then_rollback_and_activate(
     assert _run(config, "model", "activate", "no-such-version") == 1
 
 
+def test_a_version_whose_files_are_gone_or_changed_is_not_activated(
+    config: Path, subset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _train(config, subset)
+    _train(config, subset, "--seed", "1")
+    old, new = (str(v["version"]) for v in reversed(_versions(capsys, config)))
+    folder = tmp_path / "models" / old
+    skops_file = folder / "model.skops"
+    data = bytearray(skops_file.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    skops_file.write_bytes(bytes(data))
+    capsys.readouterr()
+    assert _run(config, "model", "activate", old) == 1
+    assert "cannot be activated" in capsys.readouterr().err
+    assert _run(config, "model", "rollback") == 1  # the only older version is the broken one
+    folder.rename(tmp_path / "moved-away")
+    assert _run(config, "model", "activate", old) == 1
+    assert [v["version"] for v in _versions(capsys, config) if v["active"]] == [new]
+
+
 def test_evaluate_json_with_and_without_cv(
     config: Path, subset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

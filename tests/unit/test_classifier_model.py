@@ -160,6 +160,26 @@ def test_missing_corrupt_and_foreign_files_are_refused(tmp_path: Path) -> None:
         load_model(broken)
 
 
+@pytest.mark.parametrize(
+    ("tamper", "message"),
+    [
+        (lambda payload: payload["features"].update(word_bits=17), "do not match the features"),
+        (lambda payload: payload["heads"]["category"]["classes"].__setitem__(0, 1), "strings"),
+        (lambda payload: payload["heads"]["severity"]["idf"].pop(), "do not match the features"),
+    ],
+    ids=["feature-size", "label-type", "missing-block"],
+)
+def test_a_well_formed_model_whose_parts_do_not_fit_is_refused_at_load(
+    saved_dir: Path, tmp_path: Path, tamper: Any, message: str
+) -> None:
+    payload = read_plain((saved_dir / "model.skops").read_bytes())
+    tamper(payload)
+    tampered = tmp_path / "model.skops"
+    skops.io.dump(payload, tampered)
+    with pytest.raises(ModelLoadError, match=message):
+        load_model(tampered)
+
+
 def test_abstention_threshold(trained: TrainedModel, examples: list[LabelledExample]) -> None:
     model = trained.classifier
     items = _items(examples, step=13)

@@ -11,7 +11,12 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from classifier.data import LabelledExample, default_training_files, load_examples
+from classifier.data import (
+    LabelledExample,
+    default_training_files,
+    effective_folds,
+    load_examples,
+)
 from classifier.errors import ClassifierError, DataError, ModelLoadError
 from classifier.language import detect_language
 from classifier.prediction import Prediction
@@ -41,6 +46,7 @@ __all__ = [
     "TrainedModel",
     "default_training_files",
     "detect_language",
+    "effective_folds",
     "evaluate",
     "find_signals",
     "load_examples",

@@ -19,6 +19,7 @@ __all__ = [
     "check_labels",
     "data_sha256",
     "default_training_files",
+    "effective_folds",
     "load_examples",
 ]
 
@@ -104,8 +105,15 @@ def load_examples(
             logger.warning("%s: skipped %d row(s) with an empty text or label", path, skipped)
         if len(examples) == before:
             raise DataError(f"{path}: no usable examples (every row lacks a text or a label)")
-    check_labels([example.category for example in examples], f"column {label_column!r}")
+    # Two labels or more are checked where they are needed (training,
+    # cross-validation): scoring a model on one category's file is fine.
     return examples
+
+
+def effective_folds(labels: Sequence[str], folds: int) -> int:
+    """The folds stratified cross-validation can make: no more than the rarest label's count."""
+    counts = Counter(labels)
+    return min(folds, *counts.values()) if counts else 0
 
 
 def check_labels(labels: Sequence[str], what: str = "the labels") -> None:

@@ -23,7 +23,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.svm import LinearSVC
 from tqdm import tqdm
 
-from classifier.data import LabelledExample, check_labels, data_sha256
+from classifier.data import LabelledExample, check_labels, data_sha256, effective_folds
 from classifier.errors import DataError
 from classifier.heads import Head, ModelConfig, fit_idf, softmax, tfidf
 from classifier.language import detect_languages
@@ -256,9 +256,20 @@ def cross_validate(
     """
     check_labels(labels)
     label_counts = Counter(labels)
-    folds = min(folds, *label_counts.values())
+    asked = folds
+    folds = effective_folds(labels, folds)
     if folds < 2:
-        raise DataError("cross-validation needs at least two examples of every label")
+        rare = sorted(label for label, count in label_counts.items() if count < 2)
+        raise DataError(
+            "cross-validation needs at least two examples of every label; "
+            f"one only: {', '.join(map(repr, rare[:10]))}"
+        )
+    if folds < asked:
+        rarest = min(label_counts, key=lambda label: (label_counts[label], label))
+        logger.warning(
+            "only %d example(s) of %r: %d-fold cross-validation instead of %d",
+            label_counts[rarest], rarest, folds, asked,
+        )  # fmt: skip
     truth = np.asarray(labels, dtype=str)
     classes = tuple(sorted(label_counts))
     decisions = np.zeros((len(truth), len(classes)))

@@ -32,6 +32,7 @@ from classifier import (
     LabelledExample,
     ModelLoadError,
     default_training_files,
+    effective_folds,
     load_examples,
 )
 from daemon.parsing import parse_message
@@ -187,7 +188,12 @@ def _cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         _print_json(result)
         return 0
-    how = f"{args.cv}-fold cross-validation" if args.cv else "the model"
+    if args.cv:
+        labels = [e.category if args.head == "category" else str(e.severity) for e in examples]
+        folds = effective_folds(labels, args.cv)
+        how = f"{folds}-fold cross-validation" + (f" ({args.cv} asked)" if folds < args.cv else "")
+    else:
+        how = "the model"
     print(f"{args.head}: {result['n']} examples, {how}")
     print(f"accuracy {result['accuracy']:.4f}  macro-F1 {result['macro_f1']:.4f}")
     _print_per_class(result["per_class"])

@@ -142,6 +142,23 @@ def test_a_version_whose_files_are_gone_or_changed_is_not_activated(
     assert [v["version"] for v in _versions(capsys, config) if v["active"]] == [new]
 
 
+def test_evaluate_scores_one_category_and_says_how_many_folds_it_used(
+    config: Path, subset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _train(config, subset)
+    # The shipped corpus is one file per category: a model can be scored on one.
+    billing = ROOT / "training_data" / "complaints" / "billing.jsonl"
+    scored = _json(capsys, config, "evaluate", "--data", str(billing), "--json")
+    assert isinstance(scored, dict) and list(scored["per_class"]) != []
+    few = tmp_path / "few.csv"
+    rows = [f"text {label} {n} about {label} things,{label}" for label in "abcd" for n in range(3)]
+    few.write_text("text,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    capsys.readouterr()
+    args = ("evaluate", "--data", str(few), "--text-column", "text", "--label-column", "label")
+    assert _run(config, *args, "--cv", "5") == 0
+    assert "3-fold cross-validation (5 asked)" in capsys.readouterr().out
+
+
 def test_evaluate_json_with_and_without_cv(
     config: Path, subset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -78,7 +78,16 @@ def save_model(trained: TrainedModel, directory: Path) -> SavedModel:
 
     The card gains the version, the file's SHA-256 and size, and the non-default
     types the file holds (all within :data:`ALLOWED_TYPES`, or nothing is written).
+    Raises :class:`ClassifierError` when ``directory`` cannot be written.
     """
+    try:
+        return _save_model(trained, directory)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ClassifierError(f"cannot write the model to {directory}: {reason}") from None
+
+
+def _save_model(trained: TrainedModel, directory: Path) -> SavedModel:
     import skops.io  # noqa: PLC0415  (imports scikit-learn: only when saving)
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -246,6 +255,8 @@ def _write_text(path: Path, text: str) -> None:
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(text)
+        # mkstemp makes the file private (0600); the card is as readable as the model.
+        os.chmod(temporary, 0o644)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

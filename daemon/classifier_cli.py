@@ -152,6 +152,10 @@ def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     if args.cv < 2:
         print("error: --cv must be at least 2", file=sys.stderr)
         return 2
+    from daemon.model_registry import check_writable, model_dir  # noqa: PLC0415
+
+    # Before the training, not after it: an unwritable folder should cost no wait.
+    check_writable(args.out if args.out is not None else model_dir(settings))
     examples = _load(args, args.data or default_training_files())
     if args.include_corrections:
         with _database(settings) as sessions:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
+from pathlib import Path
 
 from daemon.errors import ConfigError
 from daemon.settings import Settings, resolve_secret
@@ -40,4 +42,19 @@ def secret_problems(settings: Settings) -> list[str]:
     smtp = settings.smtp
     if smtp is not None and (smtp.password_env or smtp.password_file):
         check("smtp.password", env=smtp.password_env, file=smtp.password_file)
+    problem = _folder_problem(settings.resolve_path(settings.classifier.model_dir))
+    if problem is not None:
+        problems.append(f"classifier.model_dir: {problem}")
     return problems
+
+
+def _folder_problem(folder: Path) -> str | None:
+    """Why models could not be written to ``folder`` (created on first use), or None."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} cannot be written by this user"
+    return None

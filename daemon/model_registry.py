@@ -31,7 +31,13 @@ if TYPE_CHECKING:
     from classifier import SavedModel, TrainedModel
     from daemon.settings import Settings
 
-__all__ = ["ModelRegistry", "RegistryError", "ensure_active_model", "model_dir"]
+__all__ = [
+    "ModelRegistry",
+    "RegistryError",
+    "check_writable",
+    "ensure_active_model",
+    "model_dir",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +50,21 @@ class RegistryError(PermanentError):
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def check_writable(directory: Path) -> None:
+    """Create ``directory`` if needed and prove a file can be written there.
+
+    Raises :class:`RegistryError` naming the folder, before any training starts.
+    """
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / f".write-test-{uuid.uuid4().hex}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise RegistryError(f"cannot write models to {directory}: {reason}") from None
 
 
 def model_dir(settings: Settings) -> Path:
@@ -67,7 +88,7 @@ class ModelRegistry:
 
     def store(self, trained: TrainedModel) -> ModelVersion:
         """Save ``trained`` into ``<model_dir>/<version>/`` and register it (not activated)."""
-        self._directory.mkdir(parents=True, exist_ok=True)
+        check_writable(self._directory)
         staging = self._directory / f"{_STAGING_PREFIX}{uuid.uuid4().hex}"
         try:
             saved = classifier.save_model(trained, staging)
@@ -178,6 +199,7 @@ def ensure_active_model(
         if active is not None:
             return active
     logger.info("no active classifier model: training the default model from training_data/")
+    check_writable(directory)
     try:
         examples = classifier.load_examples(classifier.default_training_files())
         trained = classifier.train_model(examples, seed=0, progress=progress)

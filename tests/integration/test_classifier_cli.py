@@ -159,6 +159,30 @@ def test_evaluate_scores_one_category_and_says_how_many_folds_it_used(
     assert "3-fold cross-validation (5 asked)" in capsys.readouterr().out
 
 
+def test_an_unwritable_model_folder_is_a_clear_error_before_training(
+    config: Path,
+    subset: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    a_file = tmp_path / "not-a-folder"
+    a_file.write_text("x", encoding="utf-8")
+    capsys.readouterr()
+    assert _run(config, "train", "--data", str(subset), "--out", str(a_file / "sub")) == 1
+    captured = capsys.readouterr()
+    assert "cannot write models to" in captured.err and "Traceback" not in captured.err
+    assert "cross-validat" not in captured.out  # refused before any training
+    broken = tmp_path / "broken.toml"
+    broken.write_text(
+        config.read_text(encoding="utf-8").replace('"models"', f'"{a_file / "models"}"'),
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("COMPLAINTD_SECRET", "a-test-secret-of-enough-length-0123456789")
+    assert main(["--config", str(broken), "check-config"]) != 0
+    assert "classifier.model_dir: " in capsys.readouterr().out
+
+
 def test_evaluate_json_with_and_without_cv(
     config: Path, subset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -180,11 +180,20 @@ def _read_rows(path: Path) -> Iterator[dict[str, Any]]:
         raise DataError(f"{path}: cannot be read ({exc.strerror})") from None
 
 
+def _delimiter(header: str) -> str:
+    """The header line's delimiter: a comma, or the semicolon (Excel in many locales) or tab."""
+    counts = {delimiter: header.count(delimiter) for delimiter in (",", ";", "\t")}
+    best = max(counts, key=lambda delimiter: counts[delimiter])
+    return best if counts[best] > counts[","] else ","
+
+
 def _read_csv(path: Path) -> Iterator[dict[str, Any]]:
     csv.field_size_limit(_CSV_FIELD_LIMIT)
     with path.open(encoding="utf-8-sig", newline="") as handle:
+        delimiter = _delimiter(handle.readline())
+        handle.seek(0)  # the utf-8-sig decoder starts afresh and skips a BOM again
         try:
-            for row in csv.DictReader(handle):
+            for row in csv.DictReader(handle, delimiter=delimiter):
                 yield {key: value for key, value in row.items() if key is not None}
         except csv.Error as exc:
             raise DataError(f"{path}: not valid CSV ({exc})") from None

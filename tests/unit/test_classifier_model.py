@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 import subprocess
@@ -324,6 +325,20 @@ def test_data_errors_are_clear(tmp_path: Path) -> None:
               LabelledExample("s", "third text", "b")]  # fmt: skip
     with pytest.raises(DataError, match="single example"):
         train_model(lonely, progress=False)
+
+
+def test_semicolon_and_tab_separated_files_load_like_comma_separated_ones(tmp_path: Path) -> None:
+    # Excel writes ';' in German and Hungarian locales, with a BOM.
+    rows = [("Rechnung doppelt; bitte prüfen", "billing"), ("Paket fehlt, seit Tagen", "delivery")]
+    for name, delimiter, bom in (("semi.csv", ";", "\ufeff"), ("tabs.csv", "\t", "")):
+        path = tmp_path / name
+        with path.open("w", encoding="utf-8", newline="") as handle:
+            handle.write(bom)
+            writer = csv.writer(handle, delimiter=delimiter)
+            writer.writerow(["text", "label"])
+            writer.writerows(rows)
+        examples = load_examples([path], text_column="text", label_column="label")
+        assert [(e.body, e.category) for e in examples] == rows
 
 
 def test_csv_with_a_text_column(tmp_path: Path) -> None:

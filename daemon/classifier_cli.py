@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import classifier
 from classifier import (
+    DEFAULT_CATEGORIES,
     SEVERITIES,
     UNCLASSIFIED,
     ClassifierError,
@@ -113,6 +114,11 @@ def register_classifier_commands(commands: Any, tickets: Any, add: Any) -> None:
     which.add_argument("--category", help="the right category")
     which.add_argument("--severity", help="the right severity")
     relabel.add_argument("--by", help="who corrects it (default: your user name)")
+    relabel.add_argument(
+        "--new-label", action="store_true",
+        help="accept a category the active model does not know (it needs more examples "
+        "than one to be learnt)",
+    )  # fmt: skip
 
 
 def _add_column_options(parser: argparse.ArgumentParser) -> None:
@@ -401,11 +407,9 @@ def _cmd_relabel(args: argparse.Namespace, settings: Settings) -> int:
 
     field = "category" if args.category is not None else "severity"
     value = " ".join(str(args.category if field == "category" else args.severity).split())
-    if field == "severity":
-        value = value.lower() if value.lower() in SEVERITIES else value
     who = args.by or _user_name()
     with _database(settings) as sessions, sessions() as session:
-        problem = _label_problem(value, field, session, settings)
+        value, problem = _known_label(value, field, session, settings, new=args.new_label)
         if problem or value == UNCLASSIFIED:
             print(f"error: {problem or 'unclassified is not a label'}", file=sys.stderr)
             return 2
@@ -439,21 +443,31 @@ def _cmd_relabel(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _label_problem(value: str, field: str, session: Session, settings: Settings) -> str | None:
-    """Why ``value`` cannot be a label, or None."""
+def _known_label(
+    value: str, field: str, session: Session, settings: Settings, *, new: bool
+) -> tuple[str, str | None]:
+    """``value`` spelt as the known label it names (any case), and why it cannot be one.
+
+    Known are the default taxonomy and the active model's labels (a model trained
+    on an admin's own label set makes those valid). A category outside them is a
+    typo far more often than a new category, so it needs ``new``: one corrected
+    ticket alone would stop ``train --include-corrections`` (a label needs two
+    examples).
+    """
     if not value or len(value) > _MAX_LABEL:
-        return f"a {field} must be 1 to {_MAX_LABEL} characters"
-    if field == "category":
-        return None
-    allowed = set(SEVERITIES)
+        return value, f"a {field} must be 1 to {_MAX_LABEL} characters"
+    known = list(SEVERITIES if field == "severity" else DEFAULT_CATEGORIES)
     active = _registry(session, settings).active()
     if active is not None:
-        # A model trained on custom severities makes those labels valid too.
-        severity = (active.card or {}).get("heads", {}).get("severity") or {}
-        allowed |= set(severity.get("labels") or [])
-    if value not in allowed:
-        return f"unknown severity {value!r}; one of: {', '.join(sorted(allowed))}"
-    return None
+        head = (active.card or {}).get("heads", {}).get(field) or {}
+        known += [str(label) for label in head.get("labels") or [] if label not in known]
+    by_lower = {label.lower(): label for label in reversed(known)}
+    if value.lower() in by_lower:
+        return by_lower[value.lower()], None
+    if field == "category" and new:
+        return value, None
+    hint = " (or --new-label to add a category)" if field == "category" else ""
+    return value, f"unknown {field} {value!r}; one of: {', '.join(sorted(known))}{hint}"
 
 
 def _user_name() -> str:

@@ -264,10 +264,16 @@ def test_relabel_records_a_correction_and_training_learns_from_it(
         _run(config, "tickets", "relabel", "cmp-000001", "--category", "delivery", "--by", "alice")
         == 0
     )
-    assert _run(config, "tickets", "relabel", "CMP-000001", "--severity", "high") == 0
+    assert _run(config, "tickets", "relabel", "CMP-000001", "--severity", "HIGH") == 0
     capsys.readouterr()
     assert _run(config, "tickets", "relabel", "CMP-000001", "--severity", "urgent!") == 2
     assert "unknown severity" in capsys.readouterr().err
+    # A typo is refused (one example of a label would stop training with corrections);
+    # a case variant is the known label; a new category must be asked for.
+    assert _run(config, "tickets", "relabel", "CMP-000001", "--category", "Delivry") == 2
+    assert "--new-label" in capsys.readouterr().err
+    assert _run(config, "tickets", "relabel", "CMP-000001", "--category", "Delivery") == 0
+    assert "is delivery already" in capsys.readouterr().out
     assert _run(config, "tickets", "relabel", "CMP-404", "--category", "delivery") == 1
 
     engine = create_database_engine(f"sqlite:///{tmp_path / 'cli.db'}")

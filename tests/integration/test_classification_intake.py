@@ -106,12 +106,13 @@ def test_a_tampered_model_is_refused_and_the_previous_one_kept(
     with app.sessions() as session:
         registry = ModelRegistry(session, tmp_path / "models")
         row = registry.store(other)
-        model_file = Path(row.path) / "model.skops"
-        data = bytearray(model_file.read_bytes())
-        data[len(data) // 2] ^= 0xFF
-        model_file.write_bytes(bytes(data))
         registry.activate(row.version)
         session.commit()
+    # Changed on disk after it was activated (activating a changed file is refused).
+    model_file = Path(row.path) / "model.skops"
+    data = bytearray(model_file.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    model_file.write_bytes(bytes(data))
     app.classifier.refresh(force=True)
     assert app.classifier.version == old
     result = app.service.ingest(complaint())

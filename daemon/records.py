@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = [
     "describe_error",
     "fingerprint",
+    "fingerprints_of_stored",
     "mail_not_sent",
     "new_event",
     "new_message",
@@ -39,10 +40,25 @@ def fingerprint(parsed: ParsedMessage) -> str:
     Sender, subject, date, text and the attachments' contents: a second mail
     that reuses a Message-ID with another attachment is another mail, and kept.
     """
+    return _fingerprint(parsed, with_attachments=True)
+
+
+def fingerprints_of_stored(parsed: ParsedMessage) -> tuple[str, ...]:
+    """Every fingerprint a stored copy of ``parsed`` may carry.
+
+    Mail stored before attachments counted (2026-12) carries the fingerprint
+    without them; a redelivery of it must still be recognised as the same mail.
+    """
+    current = _fingerprint(parsed, with_attachments=True)
+    legacy = _fingerprint(parsed, with_attachments=False)
+    return (current,) if legacy == current else (current, legacy)
+
+
+def _fingerprint(parsed: ParsedMessage, *, with_attachments: bool) -> str:
     sender = parsed.from_addr.email if parsed.from_addr else ""
     date = parsed.date.isoformat() if parsed.date else ""
     parts = [sender, parsed.subject, date, parsed.full_text]
-    if parsed.attachments:  # mails without attachments keep the fingerprint they always had
+    if with_attachments and parsed.attachments:  # without any, the fingerprint never changed
         parts.append(",".join(item.sha256 for item in parsed.attachments))
     material = "\x1f".join(parts)
     return hashlib.sha256(material.encode("utf-8", "surrogatepass")).hexdigest()

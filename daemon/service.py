@@ -27,6 +27,7 @@ from daemon.parsing import ParsedMessage, parse_message
 from daemon.records import (
     describe_error,
     fingerprint,
+    fingerprints_of_stored,
     new_event,
     new_message,
     new_receipt,
@@ -437,9 +438,9 @@ class IntakeService:
         raw_row: RawMessage | None,
         batch: BatchContext,
     ) -> IngestResult:
-        content = fingerprint(parsed)
+        content, *older = fingerprints_of_stored(parsed)
         existing = batch.known.get(parsed.message_id)
-        same = next((m for m in existing if m.fingerprint == content), None)
+        same = next((m for m in existing if m.fingerprint in (content, *older)), None)
         if same is not None:
             return self._record_duplicate(session, same, source)
         dedup_key = parsed.message_id if not existing else f"{parsed.message_id}#{content}"

@@ -143,43 +143,96 @@ class RawHeaders:
         return _to_addresses(_fallback_pairs(raw, name, defects, self._hint), self._hint)
 
 
-_QUOTED_RE = re.compile(r'"(?:[^"\\]|\\.)*"')
-_ANGLE_ADDRESS_RE = re.compile(r"<\s*([^<>\s]+@[^<>\s]+?)\s*>")
+# Longer than any real mailbox; past it the angle check cannot be made cheaply,
+# and an address header that long is an attack, not a customer.
+_MAX_MAILBOX_SCAN = 16_384
+
+
+def _mailbox_parts(raw: str) -> tuple[str, list[str]]:  # noqa: PLR0912 - one scanner loop
+    """The text outside quotes, comments and angle brackets, and each ``<...>`` content.
+
+    One linear pass in RFC 5322's terms: quoted strings and (nested) comments
+    hide everything in them, backslash escapes the next character, and the
+    inside of an angle address is kept whole (a quoted local part included).
+    """
+    phrase: list[str] = []
+    angles: list[str] = []
+    angle: list[str] | None = None
+    in_quote = escaped = False
+    depth = 0
+    for char in raw:
+        if escaped:
+            escaped = False
+            if angle is not None:
+                angle.append(char)
+        elif char == "\\" and (in_quote or depth):
+            escaped = True
+        elif angle is not None:
+            if char == ">":
+                angles.append("".join(angle))
+                angle = None
+            else:
+                angle.append(char)
+        elif in_quote:
+            in_quote = char != '"'
+        elif depth:
+            depth += {"(": 1, ")": -1}.get(char, 0)
+        elif char == '"':
+            in_quote = True
+        elif char == "(":
+            depth = 1
+        elif char == "<":
+            angle = []
+        else:
+            phrase.append(char)
+    return "".join(phrase), angles
+
+
+_ADDRESS_LIKE_RE = re.compile(r"[^\s@,;:]+@[^\s@,;:]+")
 
 
 def _angle_address_wins(
     name: str, raw: str, found: list[Address], defects: list[str]
 ) -> list[Address]:
-    """One mailbox whose angle-bracketed address differs from what was parsed: the angle wins.
+    """A mailbox whose display text is itself an address: the angle address wins.
 
     ``carla@shop.example <mallory@evil.example>`` is Mallory's mail to every mail
     server and DMARC check (they read the address in angle brackets), while
     lenient parsers, the standard library's among them, read Carla's. A sender
     must be who the mail system vouched for, so the angle address is taken; a
-    mailbox with several angle addresses is ambiguous and yields none.
+    mailbox with several angle addresses, or too long to check, yields none.
     """
-    if len(found) != 1 or len(raw) > _MAX_POLICY_VALUE:
+    if len(found) != 1:
         return found
-    outside_quotes = _QUOTED_RE.sub('""', unfold(raw))
-    # Cleaned exactly as every parsed address is, so only a real difference counts.
-    angles = list(
-        dict.fromkeys(
-            address.email
-            for address in _to_addresses(
-                [("", angle) for angle in _ANGLE_ADDRESS_RE.findall(outside_quotes)], None
-            )
-        )
-    )
-    if not angles or angles == [found[0].email]:
+    problem = None
+    if len(raw) > _MAX_MAILBOX_SCAN:
+        problem = f"a single address over {_MAX_MAILBOX_SCAN} characters"
+    else:
+        phrase, angles = _mailbox_parts(unfold(raw))
+        angles = [angle for angle in angles if angle.strip()]  # "<>" names nobody
+        if len(angles) > 1:
+            problem = "several addresses in angle brackets in one mailbox"
+        elif not angles or not _ADDRESS_LIKE_RE.search(phrase):
+            return found  # an ordinary name, quoted or not, in front of the address
+        else:
+            angle = next(iter(_to_addresses([("", angles[0])], None)), None)
+            if angle is None or not _is_complete_address(angle.email):
+                problem = "the address in angle brackets is unusable"
+            elif angle.email != found[0].email:
+                defects.append(
+                    f"{name}: the text before <{angle.email}> looks like another address; "
+                    "the address in angle brackets is used"
+                )
+                return [angle]
+    if problem is None:
         return found
-    if len(angles) > 1:
-        defects.append(f"{name}: several addresses in angle brackets in one mailbox; none used")
-        return []
-    defects.append(
-        f"{name}: the text before <{angles[0]}> looks like another address; "
-        "the address in angle brackets is used"
-    )
-    return [Address(email=angles[0], name="")]
+    defects.append(f"{name}: {problem}; none used")
+    return []
+
+
+def _is_complete_address(email: str) -> bool:
+    local, at, domain = email.rpartition("@")
+    return bool(at and local and domain)
 
 
 _ENCODED_NAME_ADDRESS_RE = re.compile(

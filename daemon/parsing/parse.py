@@ -175,7 +175,14 @@ def _sender(headers: RawHeaders, defects: list[str]) -> Address | None:
     """
     found = headers.addresses("from", defects)
     if len(found) > 1:
-        defects.append("From has several addresses; the first is used")
+        # Several authors must name the one who sent it (RFC 5322 Sender); taking
+        # the first would let ``carla@…, <mallory@…>`` act as Carla.
+        agents = [a for a in headers.addresses("sender", defects) if "@" in a.email]
+        if agents:
+            defects.append("From has several addresses; the Sender header's is used")
+            return agents[0]
+        defects.append("From has several addresses and no Sender: no sender")
+        return None
     if found and "@" in found[0].email:
         return found[0]
     if found:

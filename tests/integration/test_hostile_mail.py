@@ -9,6 +9,7 @@ later Reply-To.
 from __future__ import annotations
 
 import base64
+import hashlib
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,9 +18,10 @@ from email.utils import format_datetime, parseaddr
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from daemon.app import Application
+from daemon.parsing import parse_message
 from daemon.service import IngestOutcome, MailSource
 from models import Attachment, Message, OutboxMail, RawMessage, Ticket
 from tests.support.app_factory import build_app
@@ -252,3 +254,20 @@ def test_a_reused_message_id_with_another_attachment_is_kept(app: Application) -
     with app.sessions() as session:
         names = sorted(session.scalars(select(Attachment.filename)).all())
     assert names == ["a.pdf", "b.pdf"]
+
+
+def test_mail_stored_before_attachments_counted_is_still_a_duplicate(app: Application) -> None:
+    raw = _with_attachment("a.pdf", b"%PDF-A")
+    first = app.service.ingest(raw, MailSource("support", 1, 1))
+    parsed = parse_message(raw)
+    assert parsed.from_addr is not None and parsed.date is not None
+    legacy = "\x1f".join(
+        (parsed.from_addr.email, parsed.subject, parsed.date.isoformat(), parsed.full_text)
+    )
+    with app.sessions.begin() as session:  # what releases before 2026-12 stored
+        session.execute(
+            update(Message).values(fingerprint=hashlib.sha256(legacy.encode()).hexdigest())
+        )
+    # The same mail again: at the second support address, or after a UIDVALIDITY change.
+    again = app.service.ingest(raw, MailSource("sales", 7, 1))
+    assert (first.outcome, again.outcome) == (IngestOutcome.CREATED, IngestOutcome.DUPLICATE)

@@ -694,3 +694,38 @@ def test_encoded_display_name_with_specials_does_not_replace_the_address() -> No
     assert parsed.from_addr is not None
     assert parsed.from_addr.email == "evil@example.org"
     assert "\n" not in parsed.from_addr.name and "\r" not in parsed.from_addr.name
+
+
+# ---------------------------------------------------------------- who sent it
+
+
+def _from(value: bytes, extra: bytes = b"") -> str | None:
+    parsed = parse_message(
+        b"From: " + value + b"\r\n" + extra + b"To: support@example.com\r\nSubject: x\r\n\r\nhi\r\n"
+    )
+    return parsed.from_addr.email if parsed.from_addr else None
+
+
+def test_the_address_in_angle_brackets_is_the_sender_whatever_the_text_before_it_says() -> None:
+    # Mail servers and DMARC vouch for the angle address; lenient parsers read the text.
+    forged = b"carla@shop.example <mallory@evil.example>"
+    assert _from(forged) == "mallory@evil.example"
+    # Padded past the lenient parser's reach: never Carla (here: no usable sender).
+    for padding in (b" " * 3000, b"\r\n " * 1100, b" (" + b"x" * 3000 + b") "):
+        assert _from(b"carla@shop.example" + padding + b"<mallory@evil.example>") != (
+            "carla@shop.example"
+        )
+    assert _from(b"<carla@shop.example> <mallory@evil.example>") is None  # ambiguous
+    assert _from(b"carla@shop.example, <mallory@evil.example>") is None  # two authors, no Sender
+    two_authors = b"Carla <carla@shop.example>, Bob <bob@shop.example>"
+    assert _from(two_authors, b"Sender: Bob <bob@shop.example>\r\n") == "bob@shop.example"
+
+
+def test_ordinary_and_odd_but_valid_senders_are_read_as_before() -> None:
+    assert _from(b'Jane <"jane"@example.com>') == "jane@example.com"
+    assert _from(b"jane@example.com (formerly <old@example.org>)") == "jane@example.com"
+    assert _from(b"Jane Doe <jane@example.com> (via <list@example.org>)") == "jane@example.com"
+    assert _from(b'"carla@shop.example" <carla@shop.example>') == "carla@shop.example"
+    assert _from(b"Jane@Home <jane@example.com>") == "jane@example.com"
+    assert _from(b"Jane <@relay.example:jane@example.com>") == "jane@example.com"
+    assert _from(b'"Broken " <>, "Shop" <shop@example.com>') == "shop@example.com"

@@ -15,7 +15,8 @@ class MailKind(StrEnum):
     CUSTOMER = "customer"
     """A person writing: may open a ticket."""
     LIST = "list"
-    """Mailing-list traffic: may open a ticket but is never acknowledged."""
+    """Mailing-list traffic, or mail no automatic answer may go to (an empty
+    Return-Path, a mail system's mailbox): may open a ticket, never acknowledged."""
     AUTO_REPLY = "auto_reply"
     """Out-of-office and other automatic answers: recorded, never a new ticket."""
     BOUNCE = "bounce"
@@ -37,6 +38,6 @@ def classify_mail(
         return MailKind.BOUNCE
     if parsed.auto_submitted is not None:
         return MailKind.AUTO_REPLY
-    if parsed.is_list_mail:
+    if parsed.is_list_mail or parsed.machine_sender is not None:
         return MailKind.LIST
     return MailKind.CUSTOMER

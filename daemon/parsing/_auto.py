@@ -51,6 +51,8 @@ class AutoInfo:
     bounced_message_ids: tuple[str, ...]
     is_list_mail: bool
     loop_marker: str | None
+    machine_sender: str | None = None
+    """Why nobody should answer it automatically, though a person may have written it."""
 
 
 def _value(headers: RawHeaders, name: str) -> str:
@@ -65,7 +67,8 @@ def _token(value: str) -> str:
     """First token of a header value, without parameters or (comments), wherever they are."""
     for _ in range(3):  # comments nest; three levels is more than any mailer writes
         value = _COMMENT_RE.sub(" ", value)
-    return value.split(";", 1)[0].strip()
+    # A comment left open runs to the end of the value.
+    return value.split("(", 1)[0].split(";", 1)[0].strip()
 
 
 def classify_automatic(
@@ -85,9 +88,10 @@ def classify_automatic(
     is_dsn = is_report and report_type == "delivery-status"
     localpart = from_addr.email.split("@", 1)[0] if from_addr else ""
     from_daemon = localpart in _DAEMON_LOCALPARTS and bounce_subject
-    empty_return_path = any(
-        unfold(value).replace(" ", "").strip() == "<>" for value in headers.all("return-path")
-    )
+    # The topmost Return-Path is the one the delivering server wrote; older ones
+    # further down (a forwarded or re-sent mail) say nothing about this delivery.
+    return_path = headers.first("return-path")
+    empty_return_path = return_path is not None and unfold(return_path).replace(" ", "") == "<>"
     null_sender_dsn = empty_return_path and (body.has_delivery_status or bounce_subject)
     is_bounce = is_dsn or from_daemon or null_sender_dsn
 
@@ -105,12 +109,14 @@ def classify_automatic(
     auto = _auto_submitted(headers, subject, is_mdn=is_mdn)
     if auto is None and is_bounce:
         auto = "bounce"
-    # RFC 3834: an empty envelope sender marks automatic mail, and so does a
-    # mail system's own mailbox; neither is ever acknowledged.
-    if auto is None and empty_return_path:
-        auto = "return-path:<>"
-    if auto is None and localpart in _DAEMON_LOCALPARTS:
-        auto = f"from:{localpart}"
+    # RFC 3834: no automatic answer to an empty envelope sender or a mail
+    # system's own mailbox. The mail may still be a real complaint (a small
+    # shop's postmaster writes too): it is kept and may open a ticket.
+    machine_sender = None
+    if empty_return_path:
+        machine_sender = "return-path:<>"
+    elif localpart in _DAEMON_LOCALPARTS:
+        machine_sender = f"from:{localpart}"
 
     precedence = _token(_value(headers, "precedence"))
     is_list = precedence == "list" or any(
@@ -122,6 +128,7 @@ def classify_automatic(
         bounced_message_ids=tuple(bounced),
         is_list_mail=is_list,
         loop_marker=_loop_marker(headers, own_loop_header_value),
+        machine_sender=machine_sender,
     )
 
 

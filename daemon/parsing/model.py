@@ -58,3 +58,6 @@ class ParsedMessage:
     """Value of our X-Loop style header when present (mail that came back to us)."""
     header_defects: tuple[str, ...] = field(default=())
     """Human-readable notes on what was malformed and repaired."""
+    machine_sender: str | None = None
+    """Why no automatic answer may go to it (RFC 3834: an empty Return-Path, a mail
+    system's mailbox), when a person may still have written it."""

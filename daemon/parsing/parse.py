@@ -162,6 +162,7 @@ def _build(
         is_bounce=auto.is_bounce,
         bounced_message_ids=auto.bounced_message_ids,
         is_list_mail=auto.is_list_mail,
+        machine_sender=auto.machine_sender,
         loop_marker=auto.loop_marker,
         header_defects=_tidy_defects(defects),
     )

@@ -188,22 +188,40 @@ def test_a_fake_bounce_naming_a_customers_message_id_joins_nothing(
 
 
 @pytest.mark.parametrize(
-    "headers",
+    ("headers", "outcome"),
     [
-        b"From: robot@tickets.example\r\nReturn-Path: <>\r\n",
-        b"From: Mail Delivery System <mailer-daemon@mx.example>\r\n",
-        b"From: robot@tickets.example\r\nAuto-Submitted: (by exim) auto-replied\r\n",
+        # No automatic answer may go to these, but a person may have written them.
+        (b"From: robot@tickets.example\r\nReturn-Path: <>\r\n", IngestOutcome.CREATED),
+        (b"From: Postmaster <postmaster@small-shop.example>\r\n", IngestOutcome.CREATED),
+        # Automatic replies: recorded, never a ticket.
+        (b"From: robot@tickets.example\r\nAuto-Submitted: (by exim) auto-replied\r\n",
+         IngestOutcome.REJECTED),
     ],
-    ids=["null-return-path", "mailer-daemon", "auto-submitted-with-comment"],
-)
-def test_automatic_senders_are_never_acknowledged(app: Application, headers: bytes) -> None:
+    ids=["null-return-path", "postmaster", "auto-submitted-with-comment"],
+)  # fmt: skip
+def test_automatic_senders_are_never_acknowledged(
+    app: Application, headers: bytes, outcome: IngestOutcome
+) -> None:
     result = app.service.ingest(
         _raw(headers + b"To: support@example.com\r\nSubject: Your request\r\n"
              b"Message-ID: <auto-1@tickets.example>\r\n")
     )  # fmt: skip
-    assert result.outcome is IngestOutcome.REJECTED
+    assert result.outcome is outcome
     with app.sessions() as session:
-        assert session.scalar(select(func.count()).select_from(OutboxMail)) == 0
+        kinds = session.scalars(select(OutboxMail.kind)).all()
+    assert "acknowledgement" not in kinds
+
+
+def test_a_stale_empty_return_path_below_the_real_one_is_ignored(app: Application) -> None:
+    result = app.service.ingest(
+        _raw(b"Return-Path: <carla@shop.example>\r\nFrom: carla@shop.example\r\n"
+             b"Return-Path: <>\r\nTo: support@example.com\r\nSubject: Refund\r\n"
+             b"Message-ID: <rp-1@shop.example>\r\n")
+    )  # fmt: skip
+    assert result.outcome is IngestOutcome.CREATED
+    with app.sessions() as session:
+        kinds = session.scalars(select(OutboxMail.kind)).all()
+    assert "acknowledgement" in kinds
 
 
 def test_a_later_reply_to_does_not_redirect_the_customers_mail(app: Application) -> None:

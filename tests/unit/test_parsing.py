@@ -729,3 +729,14 @@ def test_ordinary_and_odd_but_valid_senders_are_read_as_before() -> None:
     assert _from(b"Jane@Home <jane@example.com>") == "jane@example.com"
     assert _from(b"Jane <@relay.example:jane@example.com>") == "jane@example.com"
     assert _from(b'"Broken " <>, "Shop" <shop@example.com>') == "shop@example.com"
+
+
+def test_header_comments_never_hide_or_fake_an_automatic_mail() -> None:
+    def auto(header: bytes) -> str | None:
+        return parse_message(
+            b"From: a@example.com\r\n" + header + b"\r\nSubject: x\r\n\r\nhi\r\n"
+        ).auto_submitted
+
+    assert auto(b"Auto-Submitted: (by exim) auto-replied") == "auto-replied"
+    assert auto(b"Auto-Submitted: no (sent by a person") is None
+    assert auto(b"Precedence: bulk (newsletter") == "precedence:bulk"

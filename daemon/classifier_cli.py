@@ -456,14 +456,21 @@ def _known_label(
     """
     if not value or len(value) > _MAX_LABEL:
         return value, f"a {field} must be 1 to {_MAX_LABEL} characters"
-    known = list(SEVERITIES if field == "severity" else DEFAULT_CATEGORIES)
+    # The active model's own spelling first (it may have been trained on "Delivery"):
+    # training with corrections needs the labels it already has; then the defaults.
+    models: list[str] = []
     active = _registry(session, settings).active()
     if active is not None:
         head = (active.card or {}).get("heads", {}).get(field) or {}
-        known += [str(label) for label in head.get("labels") or [] if label not in known]
-    by_lower = {label.lower(): label for label in reversed(known)}
-    if value.lower() in by_lower:
-        return by_lower[value.lower()], None
+        models = [str(label) for label in head.get("labels") or []]
+    defaults = list(SEVERITIES if field == "severity" else DEFAULT_CATEGORIES)
+    known = [*models, *(label for label in defaults if label not in models)]
+    for labels in (models, defaults):
+        if value in labels:
+            return value, None
+        spelt = {label.lower(): label for label in reversed(labels)}.get(value.lower())
+        if spelt is not None:
+            return spelt, None
     if field == "category" and new:
         return value, None
     hint = " (or --new-label to add a category)" if field == "category" else ""

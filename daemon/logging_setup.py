@@ -19,23 +19,40 @@ REDACTED = "[redacted]"
 # Shorter values (a PIN-like test password) would blank out ordinary words.
 _MIN_SECRET_LENGTH = 4
 
-_secrets: set[str] = set()
+# OAuth2 tokens are fetched at every connect: remember the newest ones only.
+_MAX_TOKENS = 64
+
+_fixed: set[str] = set()  # passwords and the server secret: few, kept for good
+_tokens: dict[str, None] = {}  # insertion-ordered: the oldest token goes first
+_by_length: tuple[str, ...] = ()
 _secrets_lock = threading.Lock()
 
 
-def redact_in_logs(value: str) -> None:
-    """Register a secret value: from now on it never appears in a log line of this process."""
-    if len(value) >= _MIN_SECRET_LENGTH:
-        with _secrets_lock:
-            _secrets.add(value)
+def redact_in_logs(value: str, *, rotating: bool = False) -> None:
+    """Register a secret value: from now on it never appears in a log line of this process.
+
+    ``rotating`` marks short-lived values fetched again and again (OAuth2 access
+    tokens): only the newest :data:`_MAX_TOKENS` of them are kept, so the list
+    and the cost of every log line stay bounded in a daemon that runs for months.
+    """
+    global _by_length  # noqa: PLW0603 - one registry per process, swapped whole
+    if len(value) < _MIN_SECRET_LENGTH:
+        return
+    with _secrets_lock:
+        if rotating:
+            _tokens.pop(value, None)
+            _tokens[value] = None
+            while len(_tokens) > _MAX_TOKENS:
+                del _tokens[next(iter(_tokens))]
+        else:
+            _fixed.add(value)
+        # Longest first, so a secret that contains another is replaced whole.
+        _by_length = tuple(sorted({*_fixed, *_tokens}, key=len, reverse=True))
 
 
 def redact(text: str) -> str:
     """``text`` with every registered secret replaced by :data:`REDACTED`."""
-    with _secrets_lock:
-        # Longest first, so a secret that contains another is replaced whole.
-        secrets = sorted(_secrets, key=len, reverse=True)
-    for secret in secrets:
+    for secret in _by_length:
         if secret in text:
             text = text.replace(secret, REDACTED)
     return text
@@ -45,7 +62,10 @@ class _RedactSecrets(logging.Filter):
     """A handler filter: rewrites records that would show a registered secret."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad log call: logging's own handler reports it, not the caller
+            return True
         cleaned = redact(message)
         if cleaned != message:
             record.msg, record.args = cleaned, None

@@ -403,9 +403,9 @@ def _run_token_command(key: str, command: str) -> SecretStr:
         raise ConfigError(
             [f"{key}: token command exited {completed.returncode} without printing a token"]
         )
-    return _secret(token)
+    return _secret(token, rotating=True)
 
 
-def _secret(value: str) -> SecretStr:
-    redact_in_logs(value)
+def _secret(value: str, *, rotating: bool = False) -> SecretStr:
+    redact_in_logs(value, rotating=rotating)
     return SecretStr(value)

@@ -179,9 +179,12 @@ class BusinessCalendar:
         calendar = holidays.country_holidays(
             self.holidays_country, subdiv=self.holidays_subdivision, years=year
         )
-        self._holidays[year] = frozenset(calendar)
         # Weekend days worked in exchange for a bridge day off (e.g. Hungary).
+        # Stored before the holidays: another thread (calendars are shared by the
+        # mailbox workers and the scheduler) takes a present holiday year to mean
+        # both are there.
         self._workdays[year] = frozenset(calendar.weekend_workdays)
+        self._holidays[year] = frozenset(calendar)
 
     def _open_date_hours(self, day: date) -> DayHours | None:
         for open_day, hours in self.open_dates:

@@ -298,6 +298,21 @@ def test_relabel_records_a_correction_and_training_learns_from_it(
     assert card["examples"] == len(load_examples([subset])) + 1
 
 
+def test_relabel_keeps_the_active_models_own_spelling(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    own = tmp_path / "own.csv"
+    rows = [f'"Parcel {n} never arrived, tracking is stuck",Delivery' for n in range(6)]
+    rows += [f'"Invoice {n} charged twice, refund please",Billing' for n in range(6)]
+    own.write_text("text,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    args = ("--data", str(own), "--text-column", "text", "--label-column", "label")
+    assert _run(config, "train", *args, "--cv", "2") == 0
+    _add_ticket(tmp_path)
+    capsys.readouterr()
+    assert _run(config, "tickets", "relabel", "CMP-000001", "--category", "delivery") == 0
+    assert "-> Delivery" in capsys.readouterr().out
+
+
 def test_bad_input_gives_one_line_errors(
     config: Path, subset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.logging_setup import REDACTED, configure_logging
+from daemon.logging_setup import REDACTED, configure_logging, redact_in_logs
 from daemon.settings import resolve_secret
 
 
@@ -55,3 +55,25 @@ def test_a_resolved_secret_is_redacted_in_messages_arguments_and_tracebacks(
 def test_ordinary_lines_are_left_alone(log_text: io.StringIO) -> None:
     logging.getLogger("complaintd.test").warning("fetched %d mails from %s", 3, "INBOX")
     assert "fetched 3 mails from INBOX" in log_text.getvalue()
+
+
+def test_tokens_rotate_out_but_passwords_stay(log_text: io.StringIO) -> None:
+    redact_in_logs("a-fixed-password-value")
+    tokens = [f"token-{n:04d}-abcdefgh" for n in range(200)]
+    for token in tokens:
+        redact_in_logs(token, rotating=True)
+    logger = logging.getLogger("some.library")
+    logger.info("%s %s %s", "a-fixed-password-value", tokens[-1], tokens[0])
+    line = log_text.getvalue()
+    assert "a-fixed-password-value" not in line and tokens[-1] not in line
+    assert tokens[0] in line  # long since replaced: not kept forever
+
+
+def test_a_bad_log_call_does_not_raise_in_the_caller(log_text: io.StringIO) -> None:
+    logging.raiseExceptions = False  # as in production: logging reports, never raises
+    try:
+        logging.getLogger("some.library").info("%d mails", "not a number")
+    finally:
+        logging.raiseExceptions = True
+    logging.getLogger("some.library").info("still logging")
+    assert "still logging" in log_text.getvalue()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from sqlalchemy import func, select
 from daemon.app import Application
 from models import MailboxState, Ticket
 from tests.support.app_factory import build_app, mailbox_settings
+from tests.support.daemon_process import wait_until
 from tests.support.imap_tools import ImapService, append_many, folder_uids
 from tests.support.mail_factory import complaint
 
@@ -35,15 +35,6 @@ def _minter(imap_server: ImapService) -> Callable[[str, float], str]:
             pytest.fail("XOAUTH2 tests need Dovecot, which COMPLAINTD_REQUIRE_DOVECOT requires")
         pytest.skip("the test IMAP server (pymap) has no XOAUTH2")
     return imap_server.bearer_token
-
-
-def _wait_until(condition: Callable[[], bool], timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 def _tickets(app: Application) -> int:
@@ -103,17 +94,18 @@ def test_the_daemon_logs_in_with_xoauth2_and_fetches_a_fresh_token_at_each_conne
     runner.start()
     try:
         # An expired token is refused: recorded, retried, never a crash.
-        assert _wait_until(lambda: "refused the login" in (_last_error(app) or ""))
+        wait_until(lambda: "refused the login" in (_last_error(app) or ""), 15, "the refusal")
         assert runner.is_alive()
         # The admin's command now prints a fresh token; the next connect uses it.
         token_file.write_text(mint(user, 300) + "\n", encoding="utf-8")
         append_many(imap_server.host, imap_server.port, user, imap_server.password, [complaint()])
-        assert _wait_until(lambda: _tickets(app) == 1, timeout=20)
-        assert _wait_until(
+        wait_until(lambda: _tickets(app) == 1, 20, "the ticket")
+        wait_until(
             lambda: (
                 folder_uids(imap_server.host, imap_server.port, user, imap_server.password) == []
             ),
-            timeout=10,
+            10,
+            "the mail moved out of INBOX",
         )
     finally:
         stop.set()

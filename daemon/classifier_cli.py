@@ -251,8 +251,12 @@ def _print_per_class(per_class: dict[str, dict[str, Any]]) -> None:
 def _corrected_examples(sessions: sessionmaker[Session]) -> list[LabelledExample]:
     """Each corrected ticket as an example: its first customer mail, its latest labels.
 
-    A ticket corrected in one field keeps its current value of the other; tickets
-    whose category is still unknown (none or ``unclassified``) are left out.
+    Only what a person said is a label: a ticket whose category alone was
+    corrected teaches the category head, not the severity head (its severity is
+    the model's own guess, and learning it back would only confirm the model).
+    A category is needed for every example, so a ticket corrected in severity
+    alone keeps its current category; tickets whose category is still unknown
+    (none or ``unclassified``) are left out.
     """
     from sqlalchemy import select  # noqa: PLC0415
 
@@ -283,7 +287,7 @@ def _corrected_examples(sessions: sessionmaker[Session]) -> list[LabelledExample
                     subject=message.subject,
                     body=message.text,
                     category=category,
-                    severity=fields.get("severity", ticket.severity or "") or None,
+                    severity=fields.get("severity") or None,
                     language=ticket.language,
                 )
             )

@@ -298,6 +298,20 @@ def test_relabel_records_a_correction_and_training_learns_from_it(
     assert card["examples"] == len(load_examples([subset])) + 1
 
 
+def test_a_category_correction_teaches_the_category_head_only(
+    config: Path, subset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _add_ticket(tmp_path)
+    assert _run(config, "tickets", "relabel", "CMP-000001", "--category", "delivery") == 0
+    _train(config, subset, "--include-corrections")
+    [version] = _versions(capsys, config)
+    card = json.loads((Path(str(version["path"])) / "card.json").read_text(encoding="utf-8"))
+    counts = {head: sum(card["heads"][head]["label_counts"].values()) for head in card["heads"]}
+    base = len(load_examples([subset]))
+    # The ticket's severity is the model's own guess: not learnt back as a label.
+    assert counts == {"category": base + 1, "severity": base}
+
+
 def test_relabel_keeps_the_active_models_own_spelling(
     config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

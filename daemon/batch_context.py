@@ -55,9 +55,7 @@ class KnownMessages:
     def load(cls, session: Session, parsed: Sequence[ParsedMessage]) -> KnownMessages:
         """Everything stored under the Message-IDs of ``parsed``."""
         known = cls({})
-        ids = list({mail.message_id for mail in parsed})
-        for start in range(0, len(ids), 500):
-            known._query(session, ids[start : start + 500])
+        known.reload(session, *(mail.message_id for mail in parsed))
         return known
 
     def _query(self, session: Session, message_ids: Sequence[str]) -> None:
@@ -71,10 +69,13 @@ class KnownMessages:
             if all(entry.id != pk for entry in entries):
                 entries.append(KnownMessage(pk, ticket_id, fingerprint))
 
-    def reload(self, session: Session, message_id: str) -> None:
-        """Forget and re-read one Message-ID (after a concurrent insert)."""
-        self._by_id.pop(message_id, None)
-        self._query(session, [message_id])
+    def reload(self, session: Session, *message_ids: str) -> None:
+        """Forget and re-read these Message-IDs (after a concurrent insert or a rollback)."""
+        wanted = list(dict.fromkeys(message_ids))
+        for message_id in wanted:
+            self._by_id.pop(message_id, None)
+        for start in range(0, len(wanted), 500):
+            self._query(session, wanted[start : start + 500])
 
     def get(self, message_id: str) -> list[KnownMessage]:
         """The stored messages with this Message-ID."""

@@ -347,17 +347,19 @@ class IntakeService:
                     self._run_triage(session, batch, ticket, mail, isolated=False)
                 session.flush()
         except Exception as exc:
-            if isinstance(exc, OperationalError) and is_outage(exc):
+            if is_outage(exc):
                 raise
             logger.warning("a group insert failed; storing its %d mails one by one", len(group))
             if batch.triage is not None:
                 batch.triage.forget(session)
             # The savepoint took the group's messages with it: forget them, or the
             # one-by-one pass would take each mail for a duplicate of itself.
+            ids = []
             for i in group:
                 mail = parsed[i]
                 assert not isinstance(mail, Exception)
-                batch.known.reload(session, mail.message_id)
+                ids.append(mail.message_id)
+            batch.known.reload(session, *ids)
             for i in group:
                 raw, source = items[i]
                 results[i] = replace(
@@ -421,7 +423,7 @@ class IntakeService:
                 with session.begin_nested():
                     return self._quarantine(session, raw, source, "rejected", str(exc))
             except Exception as exc:
-                if isinstance(exc, OperationalError) and is_outage(exc):
+                if is_outage(exc):
                     raise
                 logger.exception("mail %s could not be processed; quarantining it", source)
                 batch.known.reload(session, parsed.message_id)  # its rows were rolled back
@@ -525,7 +527,7 @@ class IntakeService:
                     text=parsed.text,
                 )
         except Exception as exc:
-            if isinstance(exc, OperationalError) and is_outage(exc):
+            if is_outage(exc):
                 raise
             logger.exception("follow-up handling of %s failed; the mail is stored", ticket.ref)
             session.add(new_event(ticket, now, "follow_up_failed", "system", {"error": str(exc)}))
@@ -553,7 +555,7 @@ class IntakeService:
             with session.begin_nested():
                 batch.triage.new_ticket(session, ticket, parsed, kind, now)
         except Exception as exc:
-            if isinstance(exc, OperationalError) and is_outage(exc):
+            if is_outage(exc):
                 raise
             # The ticket is stored either way; an admin sees why it has no owner.
             logger.exception("triage of %s failed; the ticket stays unrouted", ticket.ref)

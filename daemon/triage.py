@@ -230,6 +230,10 @@ class TriageBatch:
         calendar: BusinessCalendar,
         now: datetime,
     ) -> None:
+        # Answers go where the customer asked for them (Reply-To), else to the sender.
+        reply_to = parsed.reply_to[0] if parsed.reply_to else parsed.from_addr
+        if reply_to is None:
+            return
         rendered = render_or_record(
             session,
             ticket,
@@ -250,10 +254,6 @@ class TriageBatch:
             now=now,
         )
         if rendered is None:
-            return
-        # Answers go where the customer asked for them (Reply-To), else to the sender.
-        reply_to = parsed.reply_to[0] if parsed.reply_to else parsed.from_addr
-        if reply_to is None:
             return
         mail = enqueue(
             session,

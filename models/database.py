@@ -158,14 +158,17 @@ _TRANSIENT_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "57", "58"})
 _TRANSIENT_SQLSTATES = frozenset({"55P03", "55006"})
 
 
-def is_outage(exc: OperationalError) -> bool:
+def is_outage(exc: BaseException) -> bool:
     """True when ``exc`` means the database is unavailable, not that one statement is bad.
 
     SQLAlchemy reports both as ``OperationalError``: a dropped connection or a
     deadlock (retry the whole batch later) and, on PostgreSQL, a value one mail
     brought that no retry will fix (an index row over the size limit, SQLSTATE
     54000). SQLite's operational errors (locked, disk I/O, full) are all outages.
+    Any other exception is not an outage.
     """
+    if not isinstance(exc, OperationalError):
+        return False
     state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
     if not isinstance(state, str) or len(state) != 5:
         return True  # no SQLSTATE: a driver-level failure such as a lost connection

@@ -393,28 +393,19 @@ def test_replies_from_the_reply_to_address_are_the_customers(
 
 
 def test_a_ticket_without_a_severity_that_turns_critical_gets_the_critical_policy(
-    tmp_path: Path, tmp_db_url: str, monkeypatch: pytest.MonkeyPatch, clock: Clock
+    model_ready_app: Application, clock: Clock, small_model: object, tmp_path: Path
 ) -> None:
-    app = build_app(
-        tmp_db_url,
-        monkeypatch,
-        clock=clock,
-        base_dir=tmp_path,
-        classifier={"train_on_first_run": False, "model_dir": str(tmp_path / "models")},
-    )
-    try:
-        ref = _open(app, clock)  # no model yet: no prediction
-        assert _ticket(app, ref).severity is None
-        activate_model(app, train_small_model(), tmp_path / "models")
-        clock.now = MONDAY + timedelta(hours=1)
-        _critical_follow_up(app, ref)
-        ticket = _ticket(app, ref)
-        assert (ticket.severity, ticket.tier, ticket.sla_policy) == ("critical", 3, "critical")
-        assert ticket.first_response_due_at == clock.now + timedelta(hours=1)
-        [change] = _events(app, ref, "sla_policy_changed")
-        assert change.data["to"] == "critical"
-    finally:
-        app.close()
+    app = model_ready_app
+    ref = _open(app, clock)  # no model yet: no prediction
+    assert _ticket(app, ref).severity is None
+    activate_model(app, small_model, tmp_path / "models")
+    clock.now = MONDAY + timedelta(hours=1)
+    _critical_follow_up(app, ref)
+    ticket = _ticket(app, ref)
+    assert (ticket.severity, ticket.tier, ticket.sla_policy) == ("critical", 3, "critical")
+    assert ticket.first_response_due_at == clock.now + timedelta(hours=1)
+    [change] = _events(app, ref, "sla_policy_changed")
+    assert change.data["to"] == "critical"
 
 
 def _app_with_templates(
@@ -482,13 +473,10 @@ def small_model() -> object:
 
 
 @pytest.fixture
-def classified_app(
-    tmp_path: Path,
-    tmp_db_url: str,
-    monkeypatch: pytest.MonkeyPatch,
-    clock: Clock,
-    small_model: object,
+def model_ready_app(
+    tmp_path: Path, tmp_db_url: str, monkeypatch: pytest.MonkeyPatch, clock: Clock
 ) -> Iterator[Application]:
+    """An application with a model folder but no model yet."""
     application = build_app(
         tmp_db_url,
         monkeypatch,
@@ -496,9 +484,16 @@ def classified_app(
         base_dir=tmp_path,
         classifier={"train_on_first_run": False, "model_dir": str(tmp_path / "models")},
     )
-    activate_model(application, small_model, tmp_path / "models")
     yield application
     application.close()
+
+
+@pytest.fixture
+def classified_app(
+    model_ready_app: Application, tmp_path: Path, small_model: object
+) -> Application:
+    activate_model(model_ready_app, small_model, tmp_path / "models")
+    return model_ready_app
 
 
 @pytest.mark.parametrize(
